@@ -63,11 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qsmoe", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"qsmoe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from .bench import add_bench_parser
     from .book import add_book_parser
     from .commands import add_model_parsers, add_performance_parsers
 
     add_model_parsers(subparsers)
     add_performance_parsers(subparsers)
+    add_bench_parser(subparsers)
     add_book_parser(subparsers)
     return parser
 

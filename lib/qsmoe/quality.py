@@ -48,8 +48,11 @@ def author_q(model_id: str, active_params: float) -> float:
     if not pairing:
         raise QsError(f"no published quality pairing for {model_id!r}; use another q rule", source=source, field=f"pairings.{model_id}")
     f = Fields(pairing, source, f"pairings.{model_id}.")
-    if f.string("claim", choices=("matches", "beats", "rule")) == "rule":
+    claim = f.string("claim", choices=("matches", "beats", "rule"))
+    if claim == "rule":
         return f.number("q_rule_value")
+    if claim == "beats" and not f.boolean("informative", True):
+        raise QsError(f"the published pairing only bounds q from below by less than 1 ({f.string('dense_model')}); use another q rule", source=source, field=f"pairings.{model_id}.informative")
     return f.number("dense_params") / active_params
 
 
