@@ -43,7 +43,9 @@ class DecodeProfile:
 
     @property
     def is_moe(self) -> bool:
-        return self.n_experts > 1
+        # moe_layers too: an MoE with a single routed expert is still routed (its expert
+        # weights live in routed_params, which the decode step reads only for an MoE).
+        return self.n_experts > 1 or self.moe_layers > 0
 
     @property
     def s(self) -> Num:
