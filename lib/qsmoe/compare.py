@@ -165,7 +165,7 @@ class Comparison:
             "ratio": float(self.ratio[index]) if ok else None,
             "predicted_disadvantaged": bool(self.terms["predicted_disadvantaged"][index]),
             "simple_inequality": bool(sc.qs < 1.0),
-            "threshold": float(self.terms["threshold"][index]),
+            "threshold": float(self.terms["threshold"][index]) if bool(self.terms["moe_fits"]) else None,
             "qs_eff": float(self.terms["qs_eff"]),
         }
 
