@@ -66,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_bench_parser
     from .book import add_book_parser
     from .commands import add_model_parsers, add_performance_parsers
+    from .validation import add_validation_parsers
 
     add_model_parsers(subparsers)
     add_performance_parsers(subparsers)
     add_bench_parser(subparsers)
+    add_validation_parsers(subparsers)
     add_book_parser(subparsers)
     return parser
 
