@@ -1,0 +1,272 @@
+"""Records for the throughput, qs-inequality and feasibility chapters (05, 06, 07).
+
+Thin reshaping of :mod:`qsmoe.analysis` results for display (per-GPU throughput, the
+factors of the headline ratio, agreement by context) plus two placement searches
+(:func:`placement_grid`, :func:`minimum_gpus_table`) that give exactly what
+:func:`qsmoe.analysis.feasibility_table` and :func:`qsmoe.analysis.minimum_gpus` give, but
+build each model's scenario once and vary only the accelerator and GPU count of its two
+deployments (the analysis functions rebuild the scenario, re-reading the YAML files, at
+every design point, which is too slow for a chapter's time budget).
+
+No new physics: every number comes from ``compare``, ``decode`` and ``hbm_budget``.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from .analysis import context_sweep, q_estimates
+from .compare import Scenario, compare, dense_layout_for, scenario
+from .decode import decode, step_time
+from .deployment import Deployment
+from .hardware import HardwareSpec, load_hardware
+from .memory import hbm_budget
+from .models import load_model
+from .profile import profile_of
+
+Values = Mapping[str, Any]
+
+#: Label for a design point where a side cannot be placed.
+INFEASIBLE = "infeasible"
+
+
+# --------------------------------------------------------------------------------------
+# chapter 05: throughput versus context
+
+
+def per_gpu_sweep(values: Values, model_id: str, contexts: Iterable[int] | None = None) -> list[dict]:
+    """:func:`qsmoe.analysis.context_sweep` with throughput per GPU and printable status.
+
+    Both sides run on ``values['gpus']`` GPUs.  Throughput fields are None where a side is
+    infeasible; ``moe_status``/``dense_status`` hold the limiting resource or "infeasible",
+    ``ratio_text`` the ratio to two decimals or "infeasible".  ``capacity_gain`` is
+    B_dense / B_moe and ``step_ratio`` = ratio / capacity_gain = T_moe / T_dense (both None
+    where a side is infeasible), as in :func:`ratio_factors`.
+    """
+    gpus = int(values["gpus"])
+    rows = []
+    for r in context_sweep(values, model_id, contexts):
+        out = dict(r)
+        out["context_k"] = r["context"] / 1024
+        for side in ("moe", "dense"):
+            tps = r[f"{side}_tokens_per_s"]
+            out[f"{side}_tokens_per_s_per_gpu"] = None if tps is None else tps / gpus
+            out[f"{side}_status"] = r[f"{side}_bound"] or INFEASIBLE
+        out["ratio_text"] = INFEASIBLE if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ok = r["ratio"] is not None
+        out["capacity_gain"] = r["dense_batch"] / r["moe_batch"] if ok else None
+        out["step_ratio"] = r["ratio"] * r["moe_batch"] / r["dense_batch"] if ok else None
+        rows.append(out)
+    return rows
+
+
+def infeasibility_reason(values: Values, model_id: str, context: int) -> dict[str, str | None]:
+    """Why each side cannot be placed at ``context`` (None for a side that can)."""
+    rec = compare(scenario(values, model_id), context).record()
+    return {"moe": rec["moe"]["reason"], "dense": rec["dense"]["reason"]}
+
+
+def headline_sides(record: Mapping[str, Any]) -> list[dict]:
+    """The two sides of a :func:`qsmoe.analysis.headline` record as table rows."""
+    rows = []
+    for side, layout_key in (("moe", "moe_layout"), ("dense", "dense_layout")):
+        r = record[side]
+        ok = r["feasible"]
+        rows.append({
+            "side": "MoE" if side == "moe" else "dense",
+            "layout": record[layout_key],
+            "batch (sequences)": r["batch"] if ok else INFEASIBLE,
+            "tokens/s": r["tokens_per_s"] if ok else INFEASIBLE,
+            "tokens/s per GPU": r["tokens_per_s_per_gpu"] if ok else INFEASIBLE,
+            "step time (ms)": r["step_time_s"] * 1e3 if ok else INFEASIBLE,
+            "bound": r["bound"] if ok else INFEASIBLE,
+        })
+    return rows
+
+
+def ratio_factors(record: Mapping[str, Any]) -> dict[str, float] | None:
+    """Split the dense/MoE ratio R = (B_dense / B_moe) * (T_moe / T_dense).
+
+    ``batch_ratio`` is the capacity gain (how many more sequences the dense model holds),
+    ``step_ratio`` how much longer or shorter the dense step is (< 1: the dense step is
+    longer). None where a side is infeasible.
+    """
+    m, d = record["moe"], record["dense"]
+    if not (m["feasible"] and d["feasible"]):
+        return None
+    batch_ratio = d["batch"] / m["batch"]
+    step_ratio = m["step_time_s"] / d["step_time_s"]
+    return {"batch_ratio": batch_ratio, "step_ratio": step_ratio, "ratio": batch_ratio * step_ratio}
+
+
+def attention_time_ms(values: Values, model_id: str, context: int) -> dict[str, float]:
+    """Milliseconds per step spent in attention over the KV cache, MoE and dense, at each
+    side's largest admissible batch (0 for an infeasible side).
+
+    Evaluated with :func:`qsmoe.decode.step_time` on a copy of each profile whose every
+    other weight group is zeroed, so it is exactly the attention-core term of the step
+    model (compute or KV-read time, whichever bounds it).
+    """
+    sc = scenario(values, model_id)
+    out = {}
+    for side, prof, dep in (("moe", sc.moe, sc.moe_deployment), ("dense", sc.dense, sc.dense_deployment)):
+        r = decode(prof, dep, context)
+        if not bool(r.feasible):
+            out[side] = 0.0
+            continue
+        core = prof.with_changes(proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0, routed_params=0.0, n_experts=1, moe_layers=0)
+        st = step_time(core, dep, context, r.batch)
+        out[side] = float(st.compute_s + st.kv_s) * 1e3
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# chapter 06: the qs inequality
+
+
+def phase_points(values: Values, model_ids: Iterable[str] | None = None) -> list[dict]:
+    """Each model's s and q under every rule that gives a value (for the (s, q) diagram)."""
+    rows = []
+    for model_id in model_ids or values["models"]:
+        s = float(profile_of(load_model(model_id)).s)
+        for rule, q in q_estimates(model_id).items():
+            if q is not None:
+                rows.append({"model": model_id, "rule": rule, "s": s, "q": q, "qs": q * s})
+    return rows
+
+
+def inequality_point(values: Values, model_id: str, context: int) -> dict[str, float | None]:
+    """The general inequality's terms for one model at one context (per replica).
+
+    M = G * usable HBM per GPU, W = the MoE's resident weight bytes as laid out, phi the
+    streamed expert fraction at the MoE's batch, rho the dense/MoE KV bytes per sequence,
+    theta the threshold and qs_eff = dense resident bytes / W (what is compared to theta).
+    ``capacity_term`` is (M - qs_eff W) / (M - W), the formula's R when phi = rho = 1
+    (both None where the MoE's weights do not fit); ``memory_bound_ratio`` is the formula's
+    R and ``simulated_ratio`` the step model's (None where a side is infeasible).
+    """
+    sc = scenario(values, model_id)
+    cmp = compare(sc, context)
+    budget = hbm_budget(sc.moe, sc.moe_deployment, context)
+    g = sc.moe_deployment.gpus
+    m = g * budget.usable_bytes
+    w = g * float(budget.weight_bytes_per_gpu)
+    t = cmp.terms
+    ok = bool(cmp.both_feasible)
+    fits = bool(t["moe_fits"])
+    return {
+        "usable_gb": m / 1e9,
+        "moe_weights_gb": w / 1e9,
+        "phi": float(t["phi"]),
+        "kv_ratio": float(t["kv_ratio"]),
+        "threshold": float(t["threshold"]) if fits else None,
+        "qs": sc.qs,
+        "qs_eff": float(t["qs_eff"]),
+        "capacity_term": float((m - t["qs_eff"] * w) / (m - w)) if fits else None,
+        "memory_bound_ratio": float(t["memory_bound_ratio"]) if ok else None,
+        "simulated_ratio": float(cmp.ratio) if ok else None,
+    }
+
+
+def headline_inequality(values: Values) -> dict[str, float | None]:
+    """:func:`inequality_point` at the headline model and context."""
+    return inequality_point(values, values["headline_model"], values["headline_context"])
+
+
+def agreement_by(result: Mapping[str, Any], key: str) -> list[dict]:
+    """Per value of ``key`` (a record field of :func:`qsmoe.analysis.agreement`, e.g.
+    "context" or "gpus"): design points, share where the MoE is simulated slower, and the
+    share where each form of the inequality predicts the simulated winner."""
+    by: dict[Any, list[dict]] = {}
+    for r in result["records"]:
+        by.setdefault(r[key], []).append(r)
+    rows = []
+    for value in sorted(by):
+        rs = by[value]
+        n = len(rs)
+        rows.append({
+            key: value,
+            "points": n,
+            "MoE slower (share)": sum(r["simulated_disadvantaged"] for r in rs) / n,
+            "simple form right (share)": sum(r["simple"] == r["simulated_disadvantaged"] for r in rs) / n,
+            "general form right (share)": sum(r["general"] == r["simulated_disadvantaged"] for r in rs) / n,
+        })
+    return rows
+
+
+def agreement_by_context(result: Mapping[str, Any]) -> list[dict]:
+    """:func:`agreement_by` over contexts."""
+    return agreement_by(result, "context")
+
+
+# --------------------------------------------------------------------------------------
+# chapter 07: feasibility
+
+
+def _at(sc: Scenario, values: Values, hw: HardwareSpec, gpus: int) -> tuple[Deployment, Deployment]:
+    """The scenario's two deployments moved to accelerator ``hw`` with ``gpus`` GPUs
+    (the dense layout re-chosen as :func:`qsmoe.compare.scenario` would)."""
+    moe_dep = sc.moe_deployment.with_changes(hardware=hw, gpus=gpus)
+    dense_layout = dense_layout_for(sc.dense, values["dense_layout"], gpus)
+    dense_dep = sc.dense_deployment.with_changes(hardware=hw, gpus=gpus, layout=dense_layout)
+    return moe_dep, dense_dep
+
+
+def _status(moe_ok: bool, dense_ok: bool) -> str:
+    if moe_ok and dense_ok:
+        return "both feasible"
+    if dense_ok:
+        return "only dense feasible"
+    if moe_ok:
+        return "only MoE feasible"
+    return "neither feasible"
+
+
+def placement_grid(values: Values, model_id: str, hardware_ids: Iterable[str], gpu_counts: Iterable[int], context: int = 4096) -> list[dict]:
+    """Same rows as :func:`qsmoe.analysis.feasibility_table`, plus a ``status`` label."""
+    sc = scenario(values, model_id)
+    counts = list(gpu_counts)
+    rows = []
+    for hw_id in hardware_ids:
+        hw = load_hardware(hw_id)
+        for g in counts:
+            moe_dep, dense_dep = _at(sc, values, hw, g)
+            m = bool(hbm_budget(sc.moe, moe_dep, context).feasible)
+            d = bool(hbm_budget(sc.dense, dense_dep, context).feasible)
+            rows.append({"hardware": hw_id, "gpus": g, "moe_feasible": m, "dense_feasible": d, "moe_only_infeasible": d and not m, "status": _status(m, d)})
+    return rows
+
+
+def minimum_gpus_table(values: Values, model_id: str, hardware_ids: Iterable[str], context: int = 4096, max_gpus: int = 1024) -> list[dict]:
+    """Same rows as :func:`qsmoe.analysis.minimum_gpus` (GPU counts 1, 2, 4 and multiples
+    of 8 up to ``max_gpus``; None where no count up to it places a side)."""
+    counts = sorted({1, 2, 4} | set(range(8, max_gpus + 1, 8)))
+    sc = scenario(values, model_id)
+    rows = []
+    for hw_id in hardware_ids:
+        hw = load_hardware(hw_id)
+        found: dict[str, int | None] = {"MoE": None, "dense": None}
+        for g in counts:
+            moe_dep, dense_dep = _at(sc, values, hw, g)
+            for side, prof, dep in (("MoE", sc.moe, moe_dep), ("dense", sc.dense, dense_dep)):
+                if found[side] is None and bool(hbm_budget(prof, dep, context).feasible):
+                    found[side] = g
+            if all(found.values()):
+                break
+        rows.append({"hardware": hw_id, "moe_min_gpus": found["MoE"], "dense_min_gpus": found["dense"]})
+    return rows
+
+
+def resident_weights_gb(values: Values, model_id: str, context: int = 4096) -> dict[str, float]:
+    """Weights in GB under the parameter set's weight format: each model's whole resident set
+    (every parameter once), the MoE's share on one GPU at ``values['gpus']`` GPUs (its
+    layout replicates the non-expert weights), the usable HBM of one GPU, and the KV cache of
+    one MoE sequence of ``context`` tokens (all layers, the parameter set's KV format)."""
+    sc = scenario(values, model_id)
+    dep = sc.moe_deployment
+    return {
+        "moe_weights_gb": float(sc.moe.resident_params) * dep.weight_bytes / 1e9,
+        "dense_weights_gb": float(sc.dense.resident_params) * sc.dense_deployment.weight_bytes / 1e9,
+        "moe_weights_per_gpu_gb": float(hbm_budget(sc.moe, dep, context).weight_bytes_per_gpu) / 1e9,
+        "usable_per_gpu_gb": dep.usable_hbm_bytes / 1e9,
+        "moe_kv_per_sequence_gb": float(sc.moe.kv_values_per_token) * dep.kv_bytes * context / 1e9,
+    }
