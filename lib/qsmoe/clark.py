@@ -14,6 +14,7 @@ flagged as not yet checked against the paper's Table 3.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from .errors import QsError
 from .fileio import Fields, load_mapping
@@ -24,6 +25,7 @@ from .quality import QUALITY_FILE
 DEFAULT_METHOD = "s-base"
 
 
+@lru_cache(maxsize=None)
 def _coefficients(method: str) -> dict[str, float]:
     data = load_mapping(QUALITY_FILE)
     f = Fields(data, "data/quality.yaml")
@@ -64,6 +66,7 @@ def expansion(model_id: str) -> float:
     return held / used
 
 
+@lru_cache(maxsize=None)
 def clark_q(model_id: str, method: str = DEFAULT_METHOD) -> float:
     """q = Nbar(A, E_eff) / A for a shipped MoE model (an extrapolation; see module docstring)."""
     active = float(profile_of(load_model(model_id)).active_params)

@@ -82,7 +82,14 @@ def scenario(values: Mapping[str, Any], model: str | None = None, q: float | Non
     if not spec.is_moe:
         raise QsError(f"{spec.id!r} is a dense model; compare needs an MoE", field="model")
     rule = "explicit" if q is not None else _number(values, "q_rule")
-    q_value = estimate_q(rule, spec.id, moe.total_params, moe.active_params, q if q is not None else values.get("q_explicit"))
+    try:
+        q_value = estimate_q(rule, spec.id, moe.total_params, moe.active_params, q if q is not None else values.get("q_explicit"))
+    except QsError:
+        if rule != "author":
+            raise
+        # No usable published pairing (e.g. Grok-1): fall back to the geometric mean, and say so.
+        rule = "geomean (no usable author pairing)"
+        q_value = estimate_q("geomean", spec.id, moe.total_params, moe.active_params)
     arch = _number(values, "dense_arch")
     dense = dense_profile(moe, q_value, arch)
     return Scenario(

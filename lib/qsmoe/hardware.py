@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from . import DATA_DIR
@@ -70,7 +71,13 @@ def load_hardware(id_or_path: str | Path) -> HardwareSpec:
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json"):
         return spec_from_mapping(load_mapping(path), str(path))
-    candidate = HARDWARE_DIR / f"{text}.yaml"
+    return _shipped_hardware(text)
+
+
+@lru_cache(maxsize=None)
+def _shipped_hardware(hardware_id: str) -> HardwareSpec:
+    """An accelerator from data/hardware/ (cached per process)."""
+    candidate = HARDWARE_DIR / f"{hardware_id}.yaml"
     if not candidate.is_file():
-        raise QsError(f"unknown hardware {text!r} (known: {', '.join(available_hardware())})", field="hardware")
+        raise QsError(f"unknown hardware {hardware_id!r} (known: {', '.join(available_hardware())})", field="hardware")
     return spec_from_mapping(load_mapping(candidate), str(candidate.relative_to(DATA_DIR.parent)))

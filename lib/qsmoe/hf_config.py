@@ -86,9 +86,10 @@ def spec_from_hf_config(data: dict, source: str) -> ModelSpec:
     if moe is not None and moe.top_k > moe.n_routed_experts:
         raise f.error("num_experts_per_tok", f"must be <= the number of experts ({moe.n_routed_experts}), got {moe.top_k}")
     needs_dense = moe is None or moe.first_dense_layers > 0 or moe.layer_period > 1
-    name = f.string("_name_or_path", "") or Path(source).parent.name or Path(source).stem
+    stem = Path(source).stem
+    name = f.string("_name_or_path", "") or (Path(source).parent.name if stem == "config" else stem)
     return ModelSpec(
-        id=Path(source).stem.lower() if Path(source).stem != "config" else name.split("/")[-1].lower(),
+        id=name.split("/")[-1].lower(),
         name=name,
         family=family,
         kind="decoder",

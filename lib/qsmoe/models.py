@@ -6,6 +6,7 @@ A model is read from a book data file (``data/models/<id>.yaml``, schema in
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from . import DATA_DIR
@@ -175,11 +176,17 @@ def load_model(id_or_path: str | Path) -> ModelSpec:
 
             return spec_from_hf_config(data, str(path))
         return spec_from_mapping(data, str(path))
-    candidate = MODELS_DIR / f"{text}.yaml"
+    return _shipped_model(text)
+
+
+@lru_cache(maxsize=None)
+def _shipped_model(model_id: str) -> ModelSpec:
+    """A model from data/models/ (cached: the shipped files do not change while a process runs)."""
+    candidate = MODELS_DIR / f"{model_id}.yaml"
     if not candidate.is_file():
         known = ", ".join(available_models())
-        raise QsError(f"unknown model {text!r} (known: {known}; or give a path to a .yaml or config.json)", field="model")
+        raise QsError(f"unknown model {model_id!r} (known: {known}; or give a path to a .yaml or config.json)", field="model")
     spec = spec_from_mapping(load_mapping(candidate), str(candidate.relative_to(DATA_DIR.parent)))
-    if spec.id != text:
-        raise QsError(f"id {spec.id!r} does not match the file name {text!r}", source=str(candidate), field="id")
+    if spec.id != model_id:
+        raise QsError(f"id {spec.id!r} does not match the file name {model_id!r}", source=str(candidate), field="id")
     return spec
