@@ -13,6 +13,7 @@ Layout of one build (``<slug>`` is the parameter set's :attr:`ParamSet.slug`)::
         html/                   the built book
             _static/results/results.json    every glued value, keys "<chapter>.<name>"
             _static/results/params.json     the parameter set
+            _static/results/volatile.json   values and tables measured at build time (vary between builds)
             _static/results/*.csv           every table
         .doctrees/              Sphinx's cache (incremental rebuilds)
 
@@ -472,6 +473,7 @@ def collect_results(build_dir: Path, names: Sequence[str], params: ParamSet) -> 
         shutil.rmtree(out)
     out.mkdir(parents=True)
     merged: dict[str, Any] = {}
+    volatile: dict[str, Any] = {"tables": [], "values": {}}
     owner: dict[str, str] = {}
     for name in names:
         folder = build_dir / "results" / name
@@ -481,6 +483,12 @@ def collect_results(build_dir: Path, names: Sequence[str], params: ParamSet) -> 
         if glue_file.is_file():
             for key, value in json.loads(glue_file.read_text(encoding="utf-8")).items():
                 merged[f"{name}.{key}"] = value
+        volatile_file = folder / f"{name}.volatile.json"
+        if volatile_file.is_file():
+            record = json.loads(volatile_file.read_text(encoding="utf-8"))
+            for key, value in record.get("values", {}).items():
+                volatile["values"][f"{name}.{key}"] = value
+            volatile["tables"].extend(record.get("tables", []))
         for csv_file in sorted(folder.glob("*.csv")):
             if csv_file.name in owner:
                 raise QsError(f"table {csv_file.stem!r} is written by both {owner[csv_file.name]} and {name}")
@@ -488,6 +496,10 @@ def collect_results(build_dir: Path, names: Sequence[str], params: ParamSet) -> 
             shutil.copyfile(csv_file, out / csv_file.name)
     text = json.dumps(merged, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     (out / "results.json").write_text(text, encoding="utf-8")
+    volatile["tables"] = sorted(set(volatile["tables"]))
+    (out / "volatile.json").write_text(
+        json.dumps(volatile, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
     meta = {"name": params.name, "hash": params.hash, "slug": params.slug, "values": params.values}
     (out / "params.json").write_text(
         json.dumps(meta, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"

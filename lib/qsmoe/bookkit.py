@@ -81,11 +81,12 @@ def setup(
         param_set_hash=str(param_set_hash),
         git_commit=str(git_commit),
         glued={},
+        volatile={"values": {}, "tables": []},
     )
     # a rerun in the same kernel starts the chapter's record afresh
-    glue_file = results / f"{chapter}.json"
-    if glue_file.exists():
-        glue_file.unlink()
+    for old in (results / f"{chapter}.json", results / f"{chapter}.volatile.json"):
+        if old.exists():
+            old.unlink()
     _apply_style()
     return results
 
@@ -189,11 +190,15 @@ class Glued:
         return re.sub(r"([\\`*_{}\[\]<>|])", r"\\\1", text)
 
 
-def glue(name: str, value: Any, fmt: str | None = None) -> Any:
+def glue(name: str, value: Any, fmt: str | None = None, *, volatile: bool = False) -> Any:
     """Glue ``value`` under ``name`` for the prose, and record it in the chapter's JSON.
 
     In the page: ``{glue}`name``` shows ``format(value, fmt)``;
     ``{glue:text}`name:.1f``` formats the exact value.  Returns the recorded value.
+
+    ``volatile=True`` marks a value measured at build time (a timing, a load average)
+    that differs between builds with the same parameters: it goes to ``volatile.json``
+    instead of ``results.json``, which stays byte-identical across builds.
     """
     _check_name(name, "glue")
     chapter = _state("chapter")
@@ -203,15 +208,28 @@ def glue(name: str, value: Any, fmt: str | None = None) -> Any:
             format(safe, fmt)
         except (TypeError, ValueError) as exc:
             raise QsError(f"format {fmt!r} does not apply to {safe!r}: {exc}", field=f"{chapter}.{name}") from None
-    glued: dict[str, Any] = _state("glued")
+    stable: dict[str, Any] = _state("glued")
+    changing: dict[str, Any] = _state("volatile")["values"]
+    glued, other = (changing, stable) if volatile else (stable, changing)
+    if name in other:
+        raise QsError("glued both as volatile and as stable", field=f"{chapter}.{name}")
     if name in glued and glued[name] != safe:
         raise QsError(f"glued twice with different values ({glued[name]!r}, then {safe!r})", field=f"{chapter}.{name}")
     glued[name] = safe
-    _write_json(_state("results_dir") / f"{chapter}.json", glued)
+    _record()
     from myst_nb import glue as nb_glue
 
     nb_glue(name, Glued(safe, fmt), display=False)
     return safe
+
+
+def _record() -> None:
+    """Write the chapter's stable and volatile records."""
+    results, chapter = _state("results_dir"), _state("chapter")
+    _write_json(results / f"{chapter}.json", _state("glued"))
+    volatile = _state("volatile")
+    if volatile["values"] or volatile["tables"]:
+        _write_json(results / f"{chapter}.volatile.json", volatile)
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -272,13 +290,15 @@ def table(
     *,
     formats: Mapping[str, str] | str | None = None,
     label: str | None = None,
+    volatile: bool = False,
 ):
     """Write ``<results_dir>/<name>.csv`` and return a numbered Markdown table for display.
 
     ``data``: a pandas DataFrame or a list of dicts (one per row).  ``formats``: one
     format spec for every number, or a mapping column -> spec (default ``.4g``).
     ``label`` (default ``tbl-<name>``) lets the prose cite it with ``{numref}`tbl-name```.
-    NaN and infinities are refused.
+    NaN and infinities are refused.  ``volatile=True``: the table holds build-time
+    measurements, so the determinism checks skip its CSV (listed in ``volatile.json``).
     """
     from IPython.display import Markdown
 
@@ -291,6 +311,11 @@ def table(
     for row in clean_rows:
         writer.writerow([_csv_value(v) for v in row])
     _write_if_changed(_state("results_dir") / f"{name}.csv", buf.getvalue().encode("utf-8"))
+    tables: list[str] = _state("volatile")["tables"]
+    if volatile and f"{name}.csv" not in tables:
+        tables.append(f"{name}.csv")
+        tables.sort()
+        _record()
 
     def fmt_for(col: str) -> str | None:
         if isinstance(formats, str):
