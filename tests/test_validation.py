@@ -253,7 +253,7 @@ def test_predictions_are_the_library_functions(rows, values) -> None:
     over = dict(values, mem_efficiency=0.7, compute_efficiency=0.5, step_overhead_s=0.002)
     recs = {r["id"]: r for r in val.predict_rows(rows, over, prefill_stalls=False)}
     for row in rows:
-        dep = deployment_from(dict(over, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype), row.layout)
+        dep = deployment_from(dict(over, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype, comm_overlap=row.comm_overlap), row.layout)
         p = profile_of(load_model(row.model))
         if row.regime == "decode":
             res = decode(p, dep, row.context, row.concurrency)
@@ -265,6 +265,18 @@ def test_predictions_are_the_library_functions(rows, values) -> None:
         else:
             expected = serve(p, dep, row.input_len, row.output_len, row.concurrency, enforce_budget=False)["output_tokens_per_s_per_gpu"]
         assert recs[row.id]["predicted"] == pytest.approx(expected, rel=1e-9), row.id
+
+
+def test_comm_overlap_column_is_read_and_used(rows, values) -> None:
+    """Rows whose source states compute/communication overlap are predicted with it, and
+    overlap never makes a step slower."""
+    overlapped = {r.id for r in rows if r.comm_overlap}
+    assert overlapped == {"M01", "M02", "M03"}
+    with_overlap = {r["id"]: r["predicted"] for r in val.predict_rows(rows, values)}
+    without = {r["id"]: r["predicted"] for r in val.predict_rows([replace(r, comm_overlap=False) for r in rows], values)}
+    for rid in overlapped:
+        assert with_overlap[rid] >= without[rid]
+    assert all(with_overlap[r.id] == without[r.id] for r in rows if r.id not in overlapped)
 
 
 def test_prefill_stalls_only_touch_colocated_serving_decode_rows(rows, values) -> None:

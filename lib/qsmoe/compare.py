@@ -22,7 +22,7 @@ from .profile import DecodeProfile, profile_of
 from .quality import dense_profile, estimate_q
 from .routing import fraction_streamed
 
-DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "step_overhead_s", "routing_skew")
+DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew")
 
 
 def _number(values: Mapping[str, Any], key: str) -> Any:

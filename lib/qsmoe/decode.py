@@ -6,6 +6,9 @@ format, BW the HBM bandwidth and eta the achievable fractions. The step time is
 
     T(B, L) = sum_groups t  +  T_comm  +  T_overhead,
 
+where T_comm is the TP all-reduce or EP all-to-all time over the scale-up link (with
+``comm_overlap`` only its excess over the rest of the step: max(0, T_comm - sum_groups t)),
+
 and throughput is B / T tokens/s (one new token per sequence per step). Groups:
 attention projections (with routers and norms), attention over the KV cache (MLA/GQA core,
 computed in bf16), dense FFN, shared experts, routed experts (only the experts the batch
@@ -144,6 +147,8 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
         reductions = profile.n_blocks if dp else profile.allreduces_per_step
         comm = comm + reductions * 2 * (g - 1) / g * b_total * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
     comm = comm if dep.include_comm else np.zeros_like(comm)
+    if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
+        comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)
     shape = np.broadcast(roof.compute, roof.weights, roof.kv, comm, b_total, ctx).shape
     return StepTime(
         compute_s=np.broadcast_to(roof.compute, shape),

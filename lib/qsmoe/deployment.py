@@ -28,6 +28,7 @@ class Deployment:
     compute_efficiency: float = 0.60
     link_efficiency: float = 0.70
     include_comm: bool = True
+    comm_overlap: bool = False  # communication hidden behind compute (two-batch overlap): only its excess counts
     step_overhead_s: float = 0.0
     routing_skew: float = 0.0
     scaleout_bytes_per_s: float = 50e9  # per GPU, one 400 Gb/s NIC, used beyond the scale-up domain

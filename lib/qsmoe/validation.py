@@ -108,6 +108,7 @@ class Measurement:
     split: str
     vendor: str
     moe: bool
+    comm_overlap: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -213,6 +214,7 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
             split=_parse_choice(raw["split"], source, rid, "split", SPLITS),
             vendor=_hardware(hw).vendor,
             moe=bool(_profile(model).is_moe),
+            comm_overlap=_parse_choice(raw.get("comm_overlap") or "no", source, rid, "comm_overlap", ("yes", "no")) == "yes",
             extra={k: v for k, v in raw.items() if k not in REQUIRED_COLUMNS},
         )
         rows.append(row)
@@ -259,8 +261,9 @@ class _Timing:
 
 
 def _deployment(row: Measurement, values: Mapping[str, Any]) -> Deployment:
-    """The row's deployment: its accelerator, GPUs, layout and formats; the rest from ``values``."""
-    merged = dict(values, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype)
+    """The row's deployment: its accelerator, GPUs, layout, formats and whether the source states
+    communication/compute overlap (column comm_overlap); the rest from ``values``."""
+    merged = dict(values, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype, comm_overlap=row.comm_overlap)
     return deployment_from(merged, row.layout)
 
 
