@@ -32,8 +32,8 @@ Record = Mapping[str, Any]
 
 #: Rows sharing a setup the model does not capture: name -> (predicate on a record).
 GAP_GROUPS: dict[str, Callable[[Record], bool]] = {
-    # DeepSeek deployments whose expert-parallel decode the model finds communication-bound
-    "ep_comm": lambda r: r["model"] == "deepseek-v3" and r["layout"] == "ep" and r["bound_calibrated"] == "comm",
+    # DeepSeek expert-parallel deployments whose source states communication/compute overlap
+    "ep_comm": lambda r: r["model"] == "deepseek-v3" and r["layout"] == "ep" and r["comm_overlap"],
     # DeepSeek-V3/R1 served tensor-parallel on one 8-GPU node (early-2025 vLLM / SGLang)
     "deepseek_tp8": lambda r: r["model"] == "deepseek-v3" and r["layout"] == "tp",
     # NVFP4 checkpoints (FP4 on the routed experts or linear layers only)

@@ -318,7 +318,7 @@ def predict_rows(rows: Sequence[Measurement], values: Mapping[str, Any], *, pref
     C - 1 requests, so each step is charged (C - 1) / (O - 1) single-request prefills
     (``stall_s``); False gives the pure decode step.
 
-    Keys: id, model, hardware, vendor, regime, moe, split, n_gpus, layout, weight_dtype, kv_dtype,
+    Keys: id, model, hardware, vendor, regime, moe, split, n_gpus, layout, comm_overlap, weight_dtype, kv_dtype,
     context, input_len, output_len, batch, batch_stated, max_batch, measured, predicted,
     error ((pred - meas) / meas), log_error, bound, stall_s, note, reason. predicted, error,
     log_error and bound are None (and reason a string) when the row cannot be predicted.
@@ -342,6 +342,7 @@ def predict_rows(rows: Sequence[Measurement], values: Mapping[str, Any], *, pref
             "split": row.split,
             "n_gpus": row.n_gpus,
             "layout": row.layout,
+            "comm_overlap": row.comm_overlap,
             "weight_dtype": row.weight_dtype,
             "kv_dtype": row.kv_dtype,
             "context": row.context,
