@@ -149,9 +149,8 @@ def test_search_finds_the_inequality(browser_page, server):
     assert not errors, f"JavaScript errors: {errors}"
 
 
-#: The only resource a page may fetch from elsewhere: MathJax, loaded by Sphinx from its CDN
-#: (pages still read without it; formulas then show as TeX source).
-ALLOWED_EXTERNAL = ("https://cdn.jsdelivr.net/npm/mathjax@",)
+#: Pages may fetch nothing from elsewhere: MathJax is served from the book's own _static/.
+ALLOWED_EXTERNAL: tuple[str, ...] = ()
 
 
 def test_pages_fetch_nothing_else_from_the_network(browser_page):
@@ -159,3 +158,12 @@ def test_pages_fetch_nothing_else_from_the_network(browser_page):
     _page, external, _errors = browser_page
     unexpected = sorted({url for url in external if not url.startswith(ALLOWED_EXTERNAL)})
     assert not unexpected, f"pages request outside resources: {unexpected}"
+
+
+def test_formulas_are_typeset_offline(browser_page, server):
+    """MathJax comes from the book itself, so formulas typeset with the network blocked."""
+    page, _external, errors = browser_page
+    page.goto(server + "chapters/06-qs-inequality.html")
+    page.wait_for_selector("mjx-container", timeout=30_000)
+    assert page.locator("mjx-container").count() > 5
+    assert not errors, f"JavaScript errors: {errors}"

@@ -43,6 +43,30 @@ from .params import ParamSet, resolve
 CHAPTERS_DIR = "chapters"
 BOOK_PAGES_DIR = "book"
 STATIC_FILES = ("_config.yml", "references.bib")
+#: MathJax 3 (CHTML output, TeX input), shipped by the django-static-mathjax wheel, is served
+#: from the book's own _static/mathjax/ so pages render formulas offline (_config.yml mathjax_path).
+#: It is staged in src/_mathjax/ and added to html_static_path by the Sphinx call, not in
+#: src/_static/: Jupyter Book would put every .js file found there on every page.
+MATHJAX_STAGE_DIR = "_mathjax"
+MATHJAX_FILES = ("tex-chtml.js", "output/chtml/fonts/woff-v2")
+
+
+def mathjax_sources() -> list[tuple[Path, Path]]:
+    """(installed file, path under the book's src/) for every MathJax file the book serves."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise QsError("MathJax is not installed (pip install -r requirements.lock provides django-static-mathjax)", field="mathjax")
+    es5 = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+    pairs: list[tuple[Path, Path]] = []
+    for rel in MATHJAX_FILES:
+        found = es5 / rel
+        files = sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
+        if not files or not files[0].is_file():
+            raise QsError(f"MathJax file {rel} not found under {es5}", field="mathjax")
+        pairs += [(f, Path(MATHJAX_STAGE_DIR) / "mathjax" / f.relative_to(es5)) for f in files]
+    return pairs
 TOC_FILE = "_toc.yml"
 RESULTS_SUBDIR = Path("_static") / "results"
 #: Seconds one notebook cell may run before the chapter fails.
@@ -398,6 +422,9 @@ def stage_sources(build_dir: Path, repo_root: Path = REPO_ROOT) -> list[str]:
             raise QsError("missing", source=str(repo_root / name))
         _copy_if_changed(repo_root / name, src / name)
         wanted.add(Path(name))
+    for installed, rel in mathjax_sources():
+        _copy_if_changed(installed, src / rel)
+        wanted.add(rel)
     names = toc_chapters(repo_root)
     # remove executed notebooks of chapters that no longer exist
     for nb in (src / CHAPTERS_DIR).glob("*.ipynb"):
@@ -413,8 +440,8 @@ def stage_sources(build_dir: Path, repo_root: Path = REPO_ROOT) -> list[str]:
     return present
 
 
-def _sphinx_main(src: str, html: str, doctrees: str) -> int:
-    """Run Jupyter Book's Sphinx build (execution off, nitpicky, warnings are errors)."""
+def _sphinx_main(src: str, html: str, doctrees: str, strict: str = "1") -> int:
+    """Run Jupyter Book's Sphinx build (execution off, nitpicky; warnings are errors when ``strict``)."""
     from jupyter_book.sphinx import build_sphinx
     from sphinx.util.console import nocolor
 
@@ -428,10 +455,11 @@ def _sphinx_main(src: str, html: str, doctrees: str) -> int:
         confoverrides={
             "external_toc_path": (src_path / TOC_FILE).as_posix(),
             "nitpicky": True,
+            "html_static_path": [MATHJAX_STAGE_DIR] + (["_static"] if (src_path / "_static").is_dir() else []),
             "latex_individualpages": False,
         },
         doctreedir=doctrees,
-        warningiserror=True,
+        warningiserror=strict == "1",
         keep_going=True,
         quiet=True,
     )
@@ -440,7 +468,13 @@ def _sphinx_main(src: str, html: str, doctrees: str) -> int:
     return int(result or 0)
 
 
-def run_sphinx(build_dir: Path) -> Path:
+#: With chapters left out of a partial build, only references into them may fail to resolve.
+_LEFT_OUT_REFERENCE = ("undefined label", "unknown document")
+
+
+def run_sphinx(build_dir: Path, partial: bool = False) -> Path:
+    """Build the HTML; every warning is an error, except, in a ``partial`` build (chapters left
+    out), a reference that cannot resolve because its target chapter is not in this build."""
     src, html, doctrees = build_dir / "src", build_dir / "html", build_dir / ".doctrees"
     code = "import sys; from qsmoe.book import _sphinx_main; sys.exit(_sphinx_main(*sys.argv[1:]))"
     env = dict(os.environ)
@@ -448,18 +482,20 @@ def run_sphinx(build_dir: Path) -> Path:
     env["PYTHONPATH"] = os.pathsep.join([lib, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env["PYTHONHASHSEED"] = "0"
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(src), str(html), str(doctrees)],
+        [sys.executable, "-c", code, str(src), str(html), str(doctrees), "0" if partial else "1"],
         env=env,
         capture_output=True,
         text=True,
     )
     log = build_dir / "sphinx.log"
     log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
-    if proc.returncode != 0:
+    output = proc.stdout + proc.stderr
+    unexpected = [line for line in output.splitlines() if ("WARNING" in line or "ERROR" in line) and not any(k in line for k in _LEFT_OUT_REFERENCE)]
+    if proc.returncode != 0 or (partial and unexpected):
         # a later unchanged rebuild would not repeat the warnings: start it afresh
         shutil.rmtree(doctrees, ignore_errors=True)
-        problems = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-        warnings = [line for line in problems if "WARNING" in line or "ERROR" in line]
+        problems = [line for line in output.splitlines() if line.strip()]
+        warnings = unexpected if partial else [line for line in problems if "WARNING" in line or "ERROR" in line]
         first = (warnings or problems or ["no output"])[0]
         more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
         raise QsError(f"jupyter-book build failed: {first}{more} [log: {log}]")
@@ -548,7 +584,7 @@ def build_book(
     missing = [n for n in all_names if n not in present]
     if missing:
         _say(f"note: not yet executed, left out of the book: {', '.join(missing)}", log)
-    html = run_sphinx(build_dir)
+    html = run_sphinx(build_dir, partial=bool(missing))
     t_sphinx = time.perf_counter()
     _say(f"jupyter-book build ... {t_sphinx - t_exec:.1f} s", log)
     collect_results(build_dir, present, params)

@@ -76,7 +76,12 @@ class DecodeResult:
         return self.tokens_per_s / self.gpus
 
     def record(self, index: tuple = ()) -> dict:
-        """One design point as a JSON-ready dict (None where a value is undefined)."""
+        """One design point as a JSON-ready dict (None where a value is undefined).
+
+        ``bound`` names the largest part of the step (compute, weights, kv, comm, overhead);
+        ``batch_limited_by`` is "capacity" when the batch is the largest the HBM admits (more
+        memory would admit more sequences), "request" when a smaller batch was asked for.
+        """
         ok = bool(self.feasible[index])
         return {
             "feasible": ok,
@@ -87,6 +92,7 @@ class DecodeResult:
             "tokens_per_s": float(self.tokens_per_s[index]) if ok else None,
             "tokens_per_s_per_gpu": float(self.tokens_per_s_per_gpu[index]) if ok else None,
             "bound": BOUNDS[int(self.step.bound()[index])] if ok else None,
+            "batch_limited_by": ("capacity" if self.batch[index] >= self.max_batch[index] else "request") if ok else None,
         }
 
 
