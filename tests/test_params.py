@@ -275,3 +275,25 @@ def test_validate_reports_the_source():
 
 def test_values_are_json_serialisable():
     json.dumps(load_params().values, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "key, value, pattern",
+    [
+        ("gpus", 0, r"field 'gpus'.*>= 1.*0"),
+        ("mem_efficiency", 1.5, r"field 'mem_efficiency'.*1\.5"),
+        ("reserve_fraction", -0.1, r"field 'reserve_fraction'.*-0\.1"),
+        ("weight_dtype", "fp3", r"field 'weight_dtype'.*fp3"),
+        ("hardware", "tpu9", r"field 'hardware'.*tpu9"),
+        ("q_rule", "vibes", r"field 'q_rule'.*vibes"),
+        ("dense_arch", "mamba", r"field 'dense_arch'.*mamba"),
+        ("models", ["llama-3.1-8b"], r"field 'models'.*dense model"),
+        ("contexts", [4096, -1], r"field 'contexts'"),
+        ("step_overhead_s", -0.001, r"field 'step_overhead_s'"),
+    ],
+)
+def test_physics_ranges_are_checked_with_the_file_named(tmp_path, key, value, pattern):
+    path = write_params(tmp_path, name="ranges", **{key: value})
+    with pytest.raises(QsError, match=pattern) as exc:
+        load_params(path)
+    assert str(path) in str(exc.value)

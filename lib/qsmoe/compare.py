@@ -12,14 +12,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from .decode import DecodeResult, decode
-from .deployment import Deployment
+from .deployment import LAYOUTS, Deployment
 from .errors import QsError
 from .hardware import load_hardware
 from .inequality import memory_bound_ratio, predicted_disadvantaged, qs_threshold
 from .memory import hbm_budget, weight_bytes_per_gpu
 from .models import load_model
 from .profile import DecodeProfile, profile_of
-from .quality import dense_profile, estimate_q
+from .quality import DENSE_ARCHS, Q_RULES, dense_profile, estimate_q
 from .routing import fraction_streamed
 
 DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew")
@@ -48,6 +48,28 @@ def dense_layout_for(profile: DecodeProfile, requested: str, gpus: int) -> str:
     if requested == "auto":
         return "dp-tp" if profile.kv_head_split < gpus else "tp"
     return requested
+
+
+def check_values(values: Mapping[str, Any]) -> None:
+    """Range checks of a parameter set's physics values; one QsError naming the key and value.
+
+    Builds both deployments (GPUs, formats, fractions, overhead, skew), and checks the q rule,
+    the dense architecture, the models and the contexts.
+    """
+    for key, allowed in (("q_rule", Q_RULES), ("dense_arch", DENSE_ARCHS), ("moe_layout", LAYOUTS), ("dense_layout", LAYOUTS + ("auto",))):
+        if values[key] not in allowed:
+            raise QsError(f"{values[key]!r} is not one of {', '.join(allowed)}", field=key)
+    deployment_from(values, values["moe_layout"])
+    deployment_from(values, "tp" if values["dense_layout"] == "auto" else values["dense_layout"])
+    if not values["q_explicit"] > 0:
+        raise QsError(f"must be > 0, got {values['q_explicit']!r}", field="q_explicit")
+    for key in ("models", "headline_model"):
+        for model_id in values[key] if key == "models" else [values[key]]:
+            if not load_model(model_id).is_moe:
+                raise QsError(f"{model_id!r} is a dense model; the book compares MoE models with dense comparators", field=key)
+    contexts = list(values["contexts"]) + [values["headline_context"]]
+    if any(isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0 for c in contexts) or not values["contexts"]:
+        raise QsError(f"contexts must be a non-empty list of token counts >= 0, got {values['contexts']!r} and headline_context {values['headline_context']!r}", field="contexts")
 
 
 @dataclass(frozen=True)

@@ -118,9 +118,8 @@ class ParamSet:
 def validate(values: Mapping[str, Any], *, source: str = "parameters", reference: Mapping[str, Any] | None = None) -> None:
     """Check a parameter mapping; raise QsError naming the source, key and value.
 
-    Today this checks key presence and type families against ``reference``
-    (the default set, when not given).  Range checks of individual values
-    belong here too (added with the physics modules).
+    Checks key presence and type families against ``reference`` (the default set, when
+    not given), then the physics ranges (qsmoe.compare.check_values).
     """
     if reference is None:
         reference = _default_values()
@@ -141,6 +140,12 @@ def validate(values: Mapping[str, Any], *, source: str = "parameters", reference
                 source=source,
                 field=key,
             )
+    from .compare import check_values
+
+    try:
+        check_values(values)
+    except QsError as err:
+        raise QsError(str(err), source=source) from None
 
 
 _DEFAULT_CACHE: dict[str, Any] | None = None
