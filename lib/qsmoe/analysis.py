@@ -11,7 +11,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .accounting import kv_bytes_per_token
-from .compare import compare, deployment_from, scenario
+from .compare import Scenario, compare, dense_layout_for, deployment_from, scenario
+from .deployment import Deployment
+from .hardware import load_hardware
 from .decode import decode
 from .errors import QsError
 from .memory import hbm_budget
@@ -111,27 +113,38 @@ def headline(values: Values) -> dict:
     return compare(scenario(values, values["headline_model"]), values["headline_context"]).record()
 
 
+def _moved(sc: Scenario, values: Values, hardware_id: str, gpus: int) -> tuple[Deployment, Deployment]:
+    """The scenario's two deployments on ``gpus`` GPUs of ``hardware_id`` (the dense layout
+    re-chosen as :func:`qsmoe.compare.scenario` would)."""
+    hw = load_hardware(hardware_id)
+    moe_dep = sc.moe_deployment.with_changes(hardware=hw, gpus=gpus)
+    dense_dep = sc.dense_deployment.with_changes(hardware=hw, gpus=gpus, layout=dense_layout_for(sc.dense, values["dense_layout"], gpus))
+    return moe_dep, dense_dep
+
+
 def feasibility_table(values: Values, model_id: str, hardware_ids: Iterable[str], gpu_counts: Iterable[int], context: int = 4096) -> list[dict]:
     """For each accelerator and GPU count: can the MoE, and its dense comparator, be placed?"""
+    sc = scenario(values, model_id)
     rows = []
-    for hw, g in itertools.product(hardware_ids, gpu_counts):
-        v = dict(values, hardware=hw, gpus=g)
-        sc = scenario(v, model_id)
-        m = hbm_budget(sc.moe, sc.moe_deployment, context)
-        d = hbm_budget(sc.dense, sc.dense_deployment, context)
-        rows.append({"hardware": hw, "gpus": g, "moe_feasible": bool(m.feasible), "dense_feasible": bool(d.feasible), "moe_only_infeasible": bool(d.feasible and not m.feasible)})
+    for hw, g in itertools.product(hardware_ids, list(gpu_counts)):
+        moe_dep, dense_dep = _moved(sc, values, hw, g)
+        m = bool(hbm_budget(sc.moe, moe_dep, context).feasible)
+        d = bool(hbm_budget(sc.dense, dense_dep, context).feasible)
+        rows.append({"hardware": hw, "gpus": g, "moe_feasible": m, "dense_feasible": d, "moe_only_infeasible": d and not m})
     return rows
 
 
 def minimum_gpus(values: Values, model_id: str, hardware_ids: Iterable[str], context: int = 4096, max_gpus: int = 1024) -> list[dict]:
-    """Smallest GPU count (powers of two and multiples of 8) that places each side, per accelerator."""
+    """Smallest GPU count (1, 2, 4 and multiples of 8 up to ``max_gpus``) that places each side,
+    per accelerator; None where no count up to ``max_gpus`` does."""
     counts = sorted({1, 2, 4} | set(range(8, max_gpus + 1, 8)))
+    sc = scenario(values, model_id)
     rows = []
     for hw in hardware_ids:
         found: dict[str, int | None] = {"MoE": None, "dense": None}
         for g in counts:
-            sc = scenario(dict(values, hardware=hw, gpus=g), model_id)
-            for side, prof, dep in (("MoE", sc.moe, sc.moe_deployment), ("dense", sc.dense, sc.dense_deployment)):
+            moe_dep, dense_dep = _moved(sc, values, hw, g)
+            for side, prof, dep in (("MoE", sc.moe, moe_dep), ("dense", sc.dense, dense_dep)):
                 if found[side] is None and bool(hbm_budget(prof, dep, context).feasible):
                     found[side] = g
             if all(found.values()):

@@ -1,12 +1,7 @@
 """Records for the throughput, qs-inequality and feasibility chapters (05, 06, 07).
 
 Thin reshaping of :mod:`qsmoe.analysis` results for display (per-GPU throughput, the
-factors of the headline ratio, agreement by context) plus two placement searches
-(:func:`placement_grid`, :func:`minimum_gpus_table`) that give exactly what
-:func:`qsmoe.analysis.feasibility_table` and :func:`qsmoe.analysis.minimum_gpus` give, but
-build each model's scenario once and vary only the accelerator and GPU count of its two
-deployments (the analysis functions rebuild the scenario, re-reading the YAML files, at
-every design point, which is too slow for a chapter's time budget).
+factors of the headline ratio, agreement by context, placement status labels).
 
 No new physics: every number comes from ``compare``, ``decode`` and ``hbm_budget``.
 """
@@ -14,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .analysis import context_sweep, q_estimates
-from .compare import Scenario, compare, dense_layout_for, scenario
+from .analysis import context_sweep, feasibility_table, q_estimates
+from .compare import compare, scenario
 from .decode import decode, step_time
-from .deployment import Deployment
-from .hardware import HardwareSpec, load_hardware
 from .memory import hbm_budget
 from .models import load_model
 from .profile import profile_of
@@ -202,15 +195,6 @@ def agreement_by_context(result: Mapping[str, Any]) -> list[dict]:
 # chapter 07: feasibility
 
 
-def _at(sc: Scenario, values: Values, hw: HardwareSpec, gpus: int) -> tuple[Deployment, Deployment]:
-    """The scenario's two deployments moved to accelerator ``hw`` with ``gpus`` GPUs
-    (the dense layout re-chosen as :func:`qsmoe.compare.scenario` would)."""
-    moe_dep = sc.moe_deployment.with_changes(hardware=hw, gpus=gpus)
-    dense_layout = dense_layout_for(sc.dense, values["dense_layout"], gpus)
-    dense_dep = sc.dense_deployment.with_changes(hardware=hw, gpus=gpus, layout=dense_layout)
-    return moe_dep, dense_dep
-
-
 def _status(moe_ok: bool, dense_ok: bool) -> str:
     if moe_ok and dense_ok:
         return "both feasible"
@@ -222,38 +206,8 @@ def _status(moe_ok: bool, dense_ok: bool) -> str:
 
 
 def placement_grid(values: Values, model_id: str, hardware_ids: Iterable[str], gpu_counts: Iterable[int], context: int = 4096) -> list[dict]:
-    """Same rows as :func:`qsmoe.analysis.feasibility_table`, plus a ``status`` label."""
-    sc = scenario(values, model_id)
-    counts = list(gpu_counts)
-    rows = []
-    for hw_id in hardware_ids:
-        hw = load_hardware(hw_id)
-        for g in counts:
-            moe_dep, dense_dep = _at(sc, values, hw, g)
-            m = bool(hbm_budget(sc.moe, moe_dep, context).feasible)
-            d = bool(hbm_budget(sc.dense, dense_dep, context).feasible)
-            rows.append({"hardware": hw_id, "gpus": g, "moe_feasible": m, "dense_feasible": d, "moe_only_infeasible": d and not m, "status": _status(m, d)})
-    return rows
-
-
-def minimum_gpus_table(values: Values, model_id: str, hardware_ids: Iterable[str], context: int = 4096, max_gpus: int = 1024) -> list[dict]:
-    """Same rows as :func:`qsmoe.analysis.minimum_gpus` (GPU counts 1, 2, 4 and multiples
-    of 8 up to ``max_gpus``; None where no count up to it places a side)."""
-    counts = sorted({1, 2, 4} | set(range(8, max_gpus + 1, 8)))
-    sc = scenario(values, model_id)
-    rows = []
-    for hw_id in hardware_ids:
-        hw = load_hardware(hw_id)
-        found: dict[str, int | None] = {"MoE": None, "dense": None}
-        for g in counts:
-            moe_dep, dense_dep = _at(sc, values, hw, g)
-            for side, prof, dep in (("MoE", sc.moe, moe_dep), ("dense", sc.dense, dense_dep)):
-                if found[side] is None and bool(hbm_budget(prof, dep, context).feasible):
-                    found[side] = g
-            if all(found.values()):
-                break
-        rows.append({"hardware": hw_id, "moe_min_gpus": found["MoE"], "dense_min_gpus": found["dense"]})
-    return rows
+    """:func:`qsmoe.analysis.feasibility_table` with a ``status`` label per row."""
+    return [{**r, "status": _status(r["moe_feasible"], r["dense_feasible"])} for r in feasibility_table(values, model_id, hardware_ids, gpu_counts, context)]
 
 
 def resident_weights_gb(values: Values, model_id: str, context: int = 4096) -> dict[str, float]:
