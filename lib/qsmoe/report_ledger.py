@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -218,7 +219,8 @@ def verdict(claim: str, evidence: Mapping[str, Any]) -> str:
                    cannot be placed [expert_intensity None].
     headroom       holds when the MoE has both less KV capacity per GPU and a smaller largest
                    batch than its dense comparator [moe_kv_gb, dense_kv_gb, moe_max_batch,
-                   dense_max_batch]; holds qualitatively with less KV capacity only.
+                   dense_max_batch]; holds qualitatively with less KV capacity only; not tested
+                   when neither side can be placed [moe_max_batch == dense_max_batch == 0].
     inequality     holds when the general qs inequality names the simulated winner on at least
                    AGREEMENT_HOLDS (90 %) of the grid points at the paper's context
                    [domain_agreement]; holds qualitatively from AGREEMENT_QUALITATIVE (70 %);
@@ -246,8 +248,10 @@ def verdict(claim: str, evidence: Mapping[str, Any]) -> str:
             return "not tested"
         if e["expert_intensity"] < e["ridge"]:
             return "holds"
-        return "holds qualitatively" if e["expert_intensity"] < e["dense_intensity"] else "not reproduced"
+        return "holds qualitatively" if e["dense_intensity"] is not None and e["expert_intensity"] < e["dense_intensity"] else "not reproduced"
     if claim == "headroom":
+        if e["moe_max_batch"] == 0 and e["dense_max_batch"] == 0:
+            return "not tested"
         less_kv = e["moe_kv_gb"] < e["dense_kv_gb"]
         if less_kv and e["moe_max_batch"] < e["dense_max_batch"]:
             return "holds"
@@ -309,7 +313,7 @@ def fragmentation_evidence(values: Values, model: str = PAPER_MODEL, context: in
         "dense_batch": b_dense,
         "tokens_per_expert": float(tokens_per_expert(b_moe, n, k, dep.routing_skew)) if ok else None,
         "expert_intensity": float(expert_ffn_intensity_flops_per_byte(b_moe, n, k, dep.weight_bytes, dep.routing_skew)) if ok else None,
-        "dense_intensity": float(expert_ffn_intensity_flops_per_byte(max(b_dense, 1), 1, 1, dep.weight_bytes)),
+        "dense_intensity": float(expert_ffn_intensity_flops_per_byte(b_dense, 1, 1, dep.weight_bytes)) if rec["dense"]["feasible"] else None,
         "ridge": ridge,
     }
 
@@ -476,7 +480,7 @@ def claims_ledger(values: Values) -> dict:
     rows = [
         {
             "claim": "1. Expert routing fragments the decode batch and pushes the FFNs into the bandwidth-bound regime",
-            "value": f"{PAPER_MODEL} at {ctx_k}: {opt(f['tokens_per_expert'], '.2f')} tokens per touched expert at batch {f['moe_batch']}; expert FFN intensity {opt(f['expert_intensity'], '.1f')} FLOP/B vs ridge {f['ridge']:.0f} FLOP/B (dense FFN {f['dense_intensity']:.0f})",
+            "value": f"{PAPER_MODEL} at {ctx_k}: {opt(f['tokens_per_expert'], '.2f')} tokens per touched expert at batch {f['moe_batch']}; expert FFN intensity {opt(f['expert_intensity'], '.1f')} FLOP/B vs ridge {f['ridge']:.0f} FLOP/B (dense FFN {opt(f['dense_intensity'], '.0f')})",
             "assumptions": f"{dep}; routing skew {values['routing_skew']:g}; ridge = peak x {values['compute_efficiency']:g} / (bandwidth x {values['mem_efficiency']:g})",
         },
         {
@@ -501,7 +505,7 @@ def claims_ledger(values: Values) -> dict:
         },
         {
             "claim": "6. Switch-C becomes infeasible on cluster sizes where the dense model is viable",
-            "value": f"fewest {inf['hardware']} GPUs that place it: MoE {inf['moe_min_gpus'] if inf['moe_min_gpus'] is not None else 'none'}, dense {inf['dense_min_gpus'] if inf['dense_min_gpus'] is not None else 'none'} (context {inf['context']})",
+            "value": f"not evaluated: {inf['note']}" if inf.get("note") else f"fewest {inf['hardware']} GPUs that place it: MoE {inf['moe_min_gpus'] if inf['moe_min_gpus'] is not None else 'none'}, dense {inf['dense_min_gpus'] if inf['dense_min_gpus'] is not None else 'none'} (context {inf['context']})",
             "assumptions": f"{values['weight_dtype']} weights, reserve {values['reserve_fraction']:.0%}, q by {values['q_rule']}, {values['dense_arch']} dense, {values['moe_layout']} MoE layout; GPU counts 1, 2, 4 and multiples of 8 up to 1024",
         },
         {
@@ -647,7 +651,9 @@ def run_cli(args: Sequence[str]) -> tuple[int, str]:
         try:
             code = main(list(args))
         except SystemExit as exc:  # argparse exits on bad flags and --help
-            code = exc.code if isinstance(exc.code, int) else 1
+            if exc.code is not None and not isinstance(exc.code, int):
+                print(exc.code, file=sys.stderr)
+            code = exc.code if isinstance(exc.code, int) or exc.code is None else 1
     return int(code or 0), buf.getvalue().rstrip("\n")
 
 
