@@ -54,7 +54,8 @@ def check_values(values: Mapping[str, Any]) -> None:
     """Range checks of a parameter set's physics values; one QsError naming the key and value.
 
     Builds both deployments (GPUs, formats, fractions, overhead, skew), and checks the q rule,
-    the dense architecture, the models and the contexts.
+    the dense architecture, the models (each must have a dense comparator under these values)
+    and the contexts.
     """
     for key, allowed in (("q_rule", Q_RULES), ("dense_arch", DENSE_ARCHS), ("moe_layout", LAYOUTS), ("dense_layout", LAYOUTS + ("auto",))):
         if values[key] not in allowed:
@@ -67,6 +68,10 @@ def check_values(values: Mapping[str, Any]) -> None:
         for model_id in values[key] if key == "models" else [values[key]]:
             if not load_model(model_id).is_moe:
                 raise QsError(f"{model_id!r} is a dense model; the book compares MoE models with dense comparators", field=key)
+            try:
+                scenario(values, model_id)  # the dense comparator must exist (q*A above the attention it keeps)
+            except QsError as err:
+                raise QsError(f"no dense comparator for {model_id}: {err}", field=key) from None
     contexts = list(values["contexts"]) + [values["headline_context"]]
     if any(isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0 for c in contexts) or not values["contexts"]:
         raise QsError(f"contexts must be a non-empty list of token counts >= 0, got {values['contexts']!r} and headline_context {values['headline_context']!r}", field="contexts")
