@@ -42,6 +42,7 @@ TOY = DecodeProfile(
     top_k=1,
     kv_values_per_token=1000.0,
     attn_flops_per_context_token=2000.0,
+    prefill_attn_flops_per_context_token=2000.0,
     kv_head_split=8,
     d_model=1000.0,
     n_blocks=10,

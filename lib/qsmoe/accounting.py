@@ -174,6 +174,22 @@ def attention_flops_per_token(spec: ModelSpec, context_tokens: float) -> float:
     return per_layer * spec.n_decoder_layers * context_tokens
 
 
+def prefill_attention_flops_per_token(spec: ModelSpec, context_tokens: float) -> float:
+    """Score and value FLOPs for one prompt token over ``context_tokens`` earlier tokens at prefill.
+
+    MHA/GQA: as at decode, 4 * n_heads * head_dim * L per layer.
+    MLA is served un-absorbed at prefill (K and V expanded from the latent once per token):
+    2*h*L*(nope + rope) for the scores plus 2*h*L*v for the values, per layer.
+    """
+    if context_tokens < 0:
+        raise QsError(f"must be >= 0, got {context_tokens!r}", field="context")
+    att = spec.attention
+    if att.type != "mla":
+        return attention_flops_per_token(spec, context_tokens)
+    per_layer = 2 * att.n_heads * (att.qk_nope_head_dim + att.qk_rope_head_dim + att.v_head_dim)
+    return per_layer * spec.n_decoder_layers * context_tokens
+
+
 def matmul_flops_per_token(spec: ModelSpec) -> float:
     """2 FLOPs per active decode-path weight, except the embedding lookup (untied models)."""
     summary = summarize(spec)

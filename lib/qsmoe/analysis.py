@@ -26,13 +26,14 @@ Values = Mapping[str, Any]
 
 def q_estimates(model_id: str) -> dict[str, float | None]:
     """q under every rule that has the data it needs (None where a rule has no value for the model)."""
-    p = profile_of(load_model(model_id))
+    spec = load_model(model_id)
+    p = profile_of(spec)
     out: dict[str, float | None] = {}
     for rule in Q_RULES:
         if rule == "explicit":
             continue
         try:
-            out[rule] = float(estimate_q(rule, model_id, p.total_params, p.active_params))
+            out[rule] = float(estimate_q(rule, spec, p.total_params, p.active_params))
         except QsError:
             out[rule] = None
     return out
@@ -64,7 +65,7 @@ def models_table(values: Values) -> list[dict]:
 
 def hbm_table(values: Values, context: int | None = None) -> list[dict]:
     """Per model and side (MoE, dense): the per-GPU HBM budget in GB at ``context``."""
-    context = context or values["headline_context"]
+    context = values["headline_context"] if context is None else context
     rows = []
     for model_id in values["models"]:
         sc = scenario(values, model_id)

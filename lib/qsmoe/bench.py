@@ -28,7 +28,7 @@ def run_bench(values: dict[str, Any], model_id: str = "deepseek-v3", n_contexts:
     batch = np.unique(np.geomspace(1, 4096, n_batches).round())[None, :, None]
     q = np.linspace(1.0, 12.0, n_q)[None, None, :]
     dense = dense_profile(moe, q, values["dense_arch"])
-    deps = [(deployment_from(dict(values, gpus=g), values["moe_layout"]), deployment_from(dict(values, gpus=g), dense_layout_for(moe, values["dense_layout"], g))) for g in clusters]
+    deps = [(deployment_from(dict(values, gpus=g), values["moe_layout"]), deployment_from(dict(values, gpus=g), dense_layout_for(dense, values["dense_layout"], g))) for g in clusters]
     points = ctx.size * batch.size * q.size * len(clusters)
     best = float("inf")
     checksum = 0.0
@@ -44,10 +44,20 @@ def run_bench(values: dict[str, Any], model_id: str = "deepseek-v3", n_contexts:
     return {"model": model_id, "design_points": int(points), "seconds": best, "points_per_s": points / best, "checksum": checksum}
 
 
+MAX_AXIS = 256  # 256^3 x 4 clusters is about 67 million points, some GB of arrays
+
+
+def bench_size(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_AXIS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_AXIS}, got {text!r}")
+    return value
+
+
 def add_bench_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("bench", help="design points per second of the vectorised model (one core)")
     p.add_argument("--model", default="deepseek-v3")
-    p.add_argument("--size", type=positive_int, default=64, help="values per axis (contexts, batches, q)")
+    p.add_argument("--size", type=bench_size, default=64, help=f"values per axis (contexts, batches, q), at most {MAX_AXIS}")
     p.add_argument("--params", metavar="FILE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from .errors import QsError
 from .fileio import Fields, load_mapping
-from .models import load_model
+from .models import ModelSpec
 from .profile import profile_of
 from .quality import QUALITY_FILE
 
@@ -55,19 +55,18 @@ def effective_params(n: float, e: float, method: str = DEFAULT_METHOD) -> float:
     return 10.0**log_nbar
 
 
-def expansion(model_id: str) -> float:
+def expansion(spec: ModelSpec) -> float:
     """E_eff = FFN weights held / FFN weights applied per token, in one MoE layer."""
-    spec = load_model(model_id)
     moe = spec.moe
     if moe is None:
-        raise QsError(f"{model_id!r} is dense; Clark's law needs an MoE", field="model")
+        raise QsError(f"{spec.id!r} is dense; Clark's law needs an MoE", field="model")
     held = moe.n_routed_experts * moe.expert_intermediate + moe.n_shared_experts * moe.shared_intermediate
     used = moe.top_k * moe.expert_intermediate + moe.n_shared_experts * moe.shared_intermediate
     return held / used
 
 
 @lru_cache(maxsize=None)
-def clark_q(model_id: str, method: str = DEFAULT_METHOD) -> float:
-    """q = Nbar(A, E_eff) / A for a shipped MoE model (an extrapolation; see module docstring)."""
-    active = float(profile_of(load_model(model_id)).active_params)
-    return effective_params(active, expansion(model_id), method) / active
+def clark_q(spec: ModelSpec, method: str = DEFAULT_METHOD) -> float:
+    """q = Nbar(A, E_eff) / A for an MoE (an extrapolation; see module docstring)."""
+    active = float(profile_of(spec).active_params)
+    return effective_params(active, expansion(spec), method) / active

@@ -14,6 +14,9 @@ from . import __version__
 from .errors import QsError
 
 
+MAX_CONTEXT_TOKENS = 1 << 30  # a billion tokens: far beyond any model's window
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump)."""
 
@@ -27,11 +30,16 @@ def parse_tokens(text: str) -> int:
     scale = {"k": 1024, "m": 1024 * 1024}.get(raw[-1:], 1)
     digits = raw[:-1] if scale > 1 else raw
     try:
-        value = int(float(digits) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a token count such as 131072 or 128k, got {text!r}") from None
-    if value < 0 or float(digits) < 0:
+        number = float(digits) * scale
+        value = int(number)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"expected a whole token count such as 131072 or 128k, got {text!r}") from None
+    if number != value:
+        raise argparse.ArgumentTypeError(f"expected a whole token count, got {text!r}")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    if value > MAX_CONTEXT_TOKENS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONTEXT_TOKENS} tokens, got {text!r}")
     return value
 
 

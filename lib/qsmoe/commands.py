@@ -10,7 +10,7 @@ from typing import Any
 
 from .accounting import kv_bytes_per_token, summarize
 from .cli import emit, parse_tokens, positive_float, positive_int
-from .compare import compare, deployment_from, scenario
+from .compare import compare, dense_layout_for, deployment_from, scenario
 from .decode import decode
 from .deployment import LAYOUTS
 from .dtypes import BYTES_PER_VALUE
@@ -109,10 +109,11 @@ def _deployment_flags(p: argparse.ArgumentParser) -> None:
 def _cmd_decode(args: argparse.Namespace) -> int:
     values = _values(args)
     spec = load_model(args.model)
-    layout = args.layout or (values["moe_layout"] if spec.is_moe else "tp")
+    profile = profile_of(spec)
+    layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
     dep = deployment_from(values, layout)
     batch = args.batch if args.batch is not None else (args.batch_per_gpu * dep.gpus if args.batch_per_gpu is not None else None)
-    record = decode(profile_of(spec), dep, args.context, batch).record()
+    record = decode(profile, dep, args.context, batch).record()
     record.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=layout, context=args.context, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)
     if record["feasible"]:
         text = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({layout}) at {args.context} tokens: batch {record['batch']} (max {record['max_batch']}), step {record['step_time_s'] * 1e3:.2f} ms, {record['tokens_per_s']:,.0f} tok/s ({record['tokens_per_s_per_gpu']:,.0f} per GPU), {record['bound']}-bound"

@@ -19,7 +19,7 @@ from .inequality import memory_bound_ratio, predicted_disadvantaged, qs_threshol
 from .memory import hbm_budget, weight_bytes_per_gpu
 from .models import load_model
 from .profile import DecodeProfile, profile_of
-from .quality import DENSE_ARCHS, Q_RULES, dense_profile, estimate_q
+from .quality import DENSE_ARCHS, Q_RULES, author_claim, dense_profile, estimate_q
 from .routing import fraction_streamed
 
 DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew")
@@ -110,13 +110,15 @@ def scenario(values: Mapping[str, Any], model: str | None = None, q: float | Non
         raise QsError(f"{spec.id!r} is a dense model; compare needs an MoE", field="model")
     rule = "explicit" if q is not None else _number(values, "q_rule")
     try:
-        q_value = estimate_q(rule, spec.id, moe.total_params, moe.active_params, q if q is not None else values.get("q_explicit"))
+        q_value = estimate_q(rule, spec, moe.total_params, moe.active_params, q if q is not None else values.get("q_explicit"))
+        if rule == "author" and author_claim(spec) == "beats":
+            rule = "author (a lower bound: the MoE beats the paired dense model)"
     except QsError:
         if rule != "author":
             raise
         # No usable published pairing (e.g. Grok-1): fall back to the geometric mean, and say so.
         rule = "geomean (no usable author pairing)"
-        q_value = estimate_q("geomean", spec.id, moe.total_params, moe.active_params)
+        q_value = estimate_q("geomean", spec, moe.total_params, moe.active_params)
     arch = _number(values, "dense_arch")
     dense = dense_profile(moe, q_value, arch)
     return Scenario(
@@ -149,13 +151,14 @@ def inequality_terms(sc: Scenario, context: object, moe_batch: np.ndarray) -> di
     qs_eff = sc.dense_deployment.gpus * weight_bytes_per_gpu(sc.dense, sc.dense_deployment) / w
     phi = fraction_streamed(np.maximum(moe_batch, 1.0), sc.moe.n_experts, sc.moe.top_k, sc.moe_deployment.routing_skew)
     rho = _replica_kv_bytes_per_sequence(sc.dense, sc.dense_deployment, ctx) / _replica_kv_bytes_per_sequence(sc.moe, sc.moe_deployment, ctx)
-    theta = qs_threshold(m, w, phi, rho)
+    w_r = sc.moe.routed_params * sc.moe_deployment.weight_bytes  # decode-path routed experts, the only weights a step may skip
+    theta = qs_threshold(m, w, phi, rho, w_r)
     return {
         "qs_eff": qs_eff,
         "phi": phi,
         "kv_ratio": rho,
         "threshold": theta,
-        "memory_bound_ratio": memory_bound_ratio(qs_eff, m, w, phi, rho),
+        "memory_bound_ratio": memory_bound_ratio(qs_eff, m, w, phi, rho, w_r),
         "moe_fits": np.asarray(m > w),
         "predicted_disadvantaged": (m <= w) | predicted_disadvantaged(qs_eff, 1.0, theta),
     }

@@ -116,6 +116,26 @@ class _Roofline:
             self.weights = self.weights + np.where(is_compute, 0.0, memory_s)
 
 
+def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:
+    """Seconds on the scale-up (or scale-out) link for one forward pass over ``tokens`` tokens.
+
+    ep: a dispatch and a combine all-to-all per MoE layer, each sending the busiest GPU's
+        tokens' activations to k experts, (1 - 1/G) of them remote: 2 * L_moe * b * k * d * (1 - 1/G) bytes.
+    tp: an all-reduce after attention and after the FFN of each block (a third for cross-attention),
+        ring cost 2 (G-1)/G * B * d bytes each; dp-tp: one per block (around the FFN only).
+    Activations are ACTIVATION_BYTES each; time = bytes / the deployment's link bandwidth.
+    """
+    g = dep.gpus
+    comm = np.zeros(np.broadcast(tokens, tokens_on_busiest_gpu).shape)
+    if profile.is_moe and dep.layout == "ep":
+        per_gpu_out = tokens_on_busiest_gpu * profile.top_k * profile.d_model * (1 - 1 / g) * ACTIVATION_BYTES
+        comm = comm + 2 * profile.moe_layers * per_gpu_out / dep.link_bytes_per_s
+    if g > 1 and dep.layout != "ep":
+        reductions = profile.n_blocks if data_parallel_attention(dep) else profile.allreduces_per_step
+        comm = comm + reductions * 2 * (g - 1) / g * tokens * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
+    return comm
+
+
 def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object) -> StepTime:
     """Seconds for one decode step of ``batch`` sequences at ``context_tokens`` each."""
     ctx = check_context(context_tokens)
@@ -123,7 +143,7 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
     g = dep.gpus
     w = dep.weight_bytes
     dp = data_parallel_attention(dep)
-    b_attn = b_total / g if dp else b_total  # sequences whose attention one GPU computes
+    b_attn = np.ceil(b_total / g) if dp else b_total  # sequences whose attention the busiest GPU computes
     shard = 1.0 if dp else 1.0 / g  # share of attention-side weights and FLOPs per GPU
     roof = _Roofline(dep, dep.hardware.peak_for(dep.weight_dtype))
 
@@ -137,22 +157,16 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
     for params in (profile.dense_ffn_params, profile.shared_params):
         roof.add(2 * params * b_ffn * ffn_shard, params * w * ffn_shard)
 
-    comm = np.zeros_like(b_total)
     if profile.is_moe:
         expert = profile.routed_params / profile.n_experts  # one expert, all MoE layers
         if dep.layout == "ep":
             load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
             slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
             roof.add(2 * expert * load * slice_, expert * w * touched * slice_)
-            per_gpu_out = b_attn * profile.top_k * profile.d_model * (1 - 1 / g) * ACTIVATION_BYTES
-            comm = comm + 2 * profile.moe_layers * per_gpu_out / dep.link_bytes_per_s
         else:
             phi = fraction_streamed(b_total, profile.n_experts, profile.top_k, dep.routing_skew)
             roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g, profile.routed_params * w * phi / g)
-    if g > 1 and dep.layout != "ep":
-        reductions = profile.n_blocks if dp else profile.allreduces_per_step
-        comm = comm + reductions * 2 * (g - 1) / g * b_total * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
-    comm = comm if dep.include_comm else np.zeros_like(comm)
+    comm = link_time_s(profile, dep, b_total, b_attn) if dep.include_comm else np.zeros_like(b_total)
     if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
         comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)
     shape = np.broadcast(roof.compute, roof.weights, roof.kv, comm, b_total, ctx).shape

@@ -14,6 +14,7 @@ from .hardware import HardwareSpec
 #:     KV cannot be split by heads).
 LAYOUTS = ("tp", "ep", "dp-tp")
 ACTIVATION_BYTES = 2.0  # activations cross the links in bf16
+MAX_GPUS = 65536  # one model replica; far beyond any deployment the book considers
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class Deployment:
     scaleout_bytes_per_s: float = 50e9  # per GPU, one 400 Gb/s NIC, used beyond the scale-up domain
 
     def __post_init__(self) -> None:
-        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 1:
-            raise QsError(f"must be a whole number >= 1, got {self.gpus!r}", field="gpus")
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or not 1 <= self.gpus <= MAX_GPUS:
+            raise QsError(f"must be a whole number from 1 to {MAX_GPUS}, got {self.gpus!r}", field="gpus")
         if self.layout not in LAYOUTS:
             raise QsError(f"{self.layout!r} is not one of {', '.join(LAYOUTS)}", field="layout")
         bytes_per_value(self.weight_dtype, field="weight_dtype")

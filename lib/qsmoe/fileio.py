@@ -20,8 +20,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when pre
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """Parse a YAML or JSON file whose top level must be a mapping."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise QsError("file not found", source=str(path))
+    if not path.is_file():
+        raise QsError("not a regular file", source=str(path))
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YAML_LOADER)

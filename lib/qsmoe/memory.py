@@ -8,6 +8,7 @@ with kv_seq_gpu = kv_bytes_per_token * L / split and split = min(G, KV heads) un
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,17 +58,25 @@ def data_parallel_attention(dep: Deployment) -> bool:
 def weight_bytes_per_gpu(profile: DecodeProfile, dep: Deployment) -> np.ndarray:
     """Resident weights per GPU: sharded /G, except what the layout replicates.
 
-    tp: W/G.  ep: W_other + W_routed/G.  dp-tp: W_attention + (W - W_attention)/G.
+    tp: W/G.  ep: W_other + W_routed * ceil(E/G)/E (the GPU holding the most experts; when
+    G > E every expert is split over G/E GPUs and each holds W_routed/G).
+    dp-tp: W_attention + (W - W_attention)/G.
     """
     g = dep.gpus
     w = dep.weight_bytes
     if dep.layout == "tp":
         params = profile.resident_params / g
     elif dep.layout == "ep":
-        params = profile.resident_other_params + profile.resident_routed_params / g
+        params = profile.resident_other_params + profile.resident_routed_params * routed_share_per_gpu(profile.n_experts, g)
     else:
         params = profile.resident_attention_params + (profile.resident_params - profile.resident_attention_params) / g
     return np.asarray(params * w, dtype=float)
+
+
+def routed_share_per_gpu(n_experts: int, gpus: int) -> float:
+    """Share of the routed-expert weights on the fullest GPU under expert parallelism:
+    ceil(E/G)/E when G <= E, else 1/G (each expert split over G/E GPUs)."""
+    return math.ceil(n_experts / gpus) / n_experts if gpus <= n_experts else 1.0 / gpus
 
 
 def kv_split(profile: DecodeProfile, dep: Deployment) -> int:

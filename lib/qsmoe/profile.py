@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .accounting import attention_flops_per_token, kv_values_per_token, summarize
+from .accounting import attention_flops_per_token, kv_values_per_token, prefill_attention_flops_per_token, summarize
 from .models import ModelSpec
 
 Num = float | np.ndarray
@@ -34,7 +34,8 @@ class DecodeProfile:
     n_experts: int  # routed experts per MoE layer (1 for dense)
     top_k: int
     kv_values_per_token: Num  # cached values per context token, all layers
-    attn_flops_per_context_token: Num  # score+value FLOPs per new token per cached token
+    attn_flops_per_context_token: Num  # score+value FLOPs per new token per cached token (decode)
+    prefill_attn_flops_per_context_token: Num  # the same at prefill (MLA un-absorbed)
     kv_head_split: int  # ways one sequence's KV can be split under TP (1 for MLA)
     d_model: Num
     n_blocks: Num  # decoder blocks on the decode path
@@ -95,6 +96,7 @@ def profile_of(spec: ModelSpec) -> DecodeProfile:
         top_k=moe.top_k if moe else 1,
         kv_values_per_token=float(kv_values_per_token(spec)),
         attn_flops_per_context_token=attention_flops_per_token(spec, 1.0),
+        prefill_attn_flops_per_context_token=prefill_attention_flops_per_token(spec, 1.0),
         kv_head_split=1 if att.type == "mla" else att.n_kv_heads,
         d_model=float(spec.d_model),
         n_blocks=spec.n_decoder_layers,

@@ -28,6 +28,7 @@ import numpy as np
 from . import DATA_DIR
 from .errors import QsError
 from .fileio import Fields, load_mapping
+from .models import ModelSpec
 from .profile import DecodeProfile
 
 Q_RULES = ("geomean", "author", "explicit", "clark")
@@ -41,27 +42,39 @@ def _pairings() -> dict:
     return Fields(data, str(QUALITY_FILE.relative_to(DATA_DIR.parent))).raw("pairings")
 
 
-def author_q(model_id: str, active_params: float) -> float:
-    """q from a published pairing: P_match / A, or the stated multiplier of a 'rule' claim."""
-    pairing = _pairings().get(model_id)
+def _pairing(spec: ModelSpec) -> Fields:
+    """The published pairing of a shipped model (pairings are keyed by shipped ids, so a model
+    read from another file has none, even under a shipped id)."""
     source = "data/quality.yaml"
+    pairing = _pairings().get(spec.id) if spec.source.startswith("data/models/") else None
     if not pairing:
-        raise QsError(f"no published quality pairing for {model_id!r}; use another q rule", source=source, field=f"pairings.{model_id}")
-    f = Fields(pairing, source, f"pairings.{model_id}.")
-    claim = f.string("claim", choices=("matches", "beats", "rule"))
+        raise QsError(f"no published quality pairing for {spec.id!r} ({spec.source}); use another q rule", source=source, field=f"pairings.{spec.id}")
+    return Fields(pairing, source, f"pairings.{spec.id}.")
+
+
+def author_claim(spec: ModelSpec) -> str:
+    """The kind of the published pairing: matches, beats (q is then a lower bound) or rule."""
+    return _pairing(spec).string("claim", choices=("matches", "beats", "rule"))
+
+
+def author_q(spec: ModelSpec, active_params: float) -> float:
+    """q from a published pairing: P_match / A, or the stated multiplier of a 'rule' claim.
+    For a 'beats' claim the value is a lower bound on q (see :func:`author_claim`)."""
+    f = _pairing(spec)
+    claim = author_claim(spec)
     if claim == "rule":
         return f.number("q_rule_value")
     if claim == "beats" and not f.boolean("informative", True):
-        raise QsError(f"the published pairing only bounds q from below by less than 1 ({f.string('dense_model')}); use another q rule", source=source, field=f"pairings.{model_id}.informative")
+        raise QsError(f"the published pairing only bounds q from below by less than 1 ({f.string('dense_model')}); use another q rule", source=f.source, field=f"pairings.{spec.id}.informative")
     return f.number("dense_params") / active_params
 
 
-def estimate_q(rule: str, model_id: str, total_params: float, active_params: float, explicit: float | None = None) -> float:
-    """q under the named rule for an MoE with ``total_params`` and ``active_params``."""
+def estimate_q(rule: str, spec: ModelSpec, total_params: float, active_params: float, explicit: float | None = None) -> float:
+    """q under the named rule for the MoE ``spec`` with ``total_params`` and ``active_params``."""
     if rule == "geomean":
         return math.sqrt(total_params / active_params)
     if rule == "author":
-        return author_q(model_id, active_params)
+        return author_q(spec, active_params)
     if rule == "explicit":
         if explicit is None or not math.isfinite(explicit) or explicit <= 0:
             raise QsError(f"must be a number > 0, got {explicit!r}", field="q_explicit")
@@ -69,7 +82,7 @@ def estimate_q(rule: str, model_id: str, total_params: float, active_params: flo
     if rule == "clark":
         from .clark import clark_q
 
-        return clark_q(model_id)
+        return clark_q(spec)
     raise QsError(f"{rule!r} is not one of {', '.join(Q_RULES)}", field="q_rule")
 
 
@@ -89,6 +102,8 @@ def dense_profile(moe: DecodeProfile, q: object, arch: str = "moe_attention") ->
         if np.any(ffn <= 0):
             raise QsError(f"q*A ({float(np.min(target)):.3g}) is smaller than the MoE's attention and embeddings; no dense model with this attention fits", field="q")
         return moe.with_changes(name=f"dense({moe.name})", dense_ffn_params=ffn * moe.ffn_decode_share, resident_other_params=target, resident_attention_params=moe.resident_attention_params, **base)
+    if np.any(target <= moe.embedding_params):
+        raise QsError(f"q*A ({float(np.min(target)):.3g}) is not above the MoE's embeddings ({float(moe.embedding_params):.3g}); no dense model of that size has a vocabulary", field="q")
     if arch == "scaled_attention":
         embed = moe.embedding_params
         per_layer = moe.active_params - embed  # every non-embedding active weight scales with w^2
@@ -103,6 +118,7 @@ def dense_profile(moe: DecodeProfile, q: object, arch: str = "moe_attention") ->
             resident_attention_params=(moe.resident_attention_params - embed) * w**2 + embed * w,
             kv_values_per_token=moe.kv_values_per_token * w,
             attn_flops_per_context_token=moe.attn_flops_per_context_token * w,
+            prefill_attn_flops_per_context_token=moe.prefill_attn_flops_per_context_token * w,
             d_model=moe.d_model * w,
             **base,
         )
@@ -151,6 +167,7 @@ def llama_like_profile(params: object, vocab_size: int, name: str = "dense-llama
         top_k=1,
         kv_values_per_token=2 * kv_width * layers,
         attn_flops_per_context_token=4 * d * layers,
+        prefill_attn_flops_per_context_token=4 * d * layers,
         kv_head_split=LLAMA_KV_HEADS,
         d_model=d,
         n_blocks=layers,

@@ -130,7 +130,7 @@ def faster_word(ratio: float) -> str:
 def headline_throughputs(values: Mapping[str, Any], context: int | None = None) -> list[dict]:
     """Per model and side: tokens/s at the largest admissible batch at ``context``
     (default: the headline context). Infeasible sides have ``feasible`` False and 0 tokens/s."""
-    context = int(context or values["headline_context"])
+    context = int(values["headline_context"] if context is None else context)
     rows = []
     for model_id in values["models"]:
         rec = compare(scenario(values, model_id), context).record()

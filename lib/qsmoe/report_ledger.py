@@ -161,7 +161,7 @@ def ratio_ceiling(values: Values, model: str | None = None, context: int | None 
     throughput.  None marks a quantity that is undefined because a side cannot be placed.
     """
     model = model or values["headline_model"]
-    ctx = int(context or values["headline_context"])
+    ctx = int(values["headline_context"] if context is None else context)
     sc = scenario(values, model)
     cmp = compare(sc, ctx)
     rec = cmp.record()

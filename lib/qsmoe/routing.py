@@ -38,14 +38,20 @@ def selection_probabilities(n_experts: int, top_k: int, skew: float = 0.0) -> np
     _check(n_experts, top_k)
     if skew < 0 or not math.isfinite(skew):
         raise QsError(f"must be a finite number >= 0, got {skew!r}", field="routing_skew")
-    weights = np.arange(1, n_experts + 1, dtype=float) ** -skew
-    pi = top_k * weights / weights.sum()
+    log_w = -skew * np.log(np.arange(1, n_experts + 1, dtype=float))  # log (i+1)^-skew
+
+    def shares(mask: np.ndarray) -> np.ndarray:
+        """Popularity of the experts in ``mask`` normalised to 1, in log space (no underflow)."""
+        w = np.exp(log_w[mask] - log_w[mask].max())
+        return w / w.sum()
+
+    pi = top_k * shares(np.ones(n_experts, dtype=bool))
     capped = np.zeros(n_experts, dtype=bool)
     while (pi > 1 + 1e-12).any():
         capped |= pi >= 1 - 1e-12
         free = ~capped
         pi[capped] = 1.0
-        pi[free] = (top_k - capped.sum()) * weights[free] / weights[free].sum()
+        pi[free] = (top_k - capped.sum()) * shares(free)
     return pi
 
 

@@ -12,7 +12,8 @@ static batch. Prefill emits the first output token, so O - 1 decode steps follow
 
 with A_mm the decode-path matmul parameters a prompt token multiplies (attention projections,
 routers, norms, dense FFN, shared and top-k/E of the routed experts; the LM head H runs only
-on the last prompt position), a = ``attention_flops_per_context_token`` (so a causal prompt
+on the last prompt position), a = ``prefill_attn_flops_per_context_token`` (MLA un-absorbed;
+so a causal prompt
 costs a * I(I+1)/2 ~ a * I^2/2 per request), W_gpu the weights resident on one GPU (a long
 prompt batch touches every expert), kv the KV-cache bytes written per prompt token, split the
 ways one sequence's KV is divided (``memory.kv_split``; G under data-parallel attention), and
@@ -23,7 +24,9 @@ C*I tokens. All prefill FLOPs are assumed balanced over the G GPUs. Prefill coun
 The decode step time of this model is affine in the context L (every group is either
 independent of L or, like attention, proportional to L on both sides of its roofline max),
 so the mean over the decode steps j = 1 .. O-1, which attend to I + j tokens, equals the
-step time at the mean context I + O/2 exactly: no quadrature is needed.
+step time at the mean context I + O/2 exactly: no quadrature is needed. (With
+``comm_overlap`` the exposed communication max(0, T_comm - rest) is convex in L, and the
+mean-context step is then a slight underestimate of the mean step.)
 
 C defaults to the largest batch whose KV cache fits at the final context I + O
 (``memory.hbm_budget``); a larger C is infeasible unless ``enforce_budget=False``.
@@ -35,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import BOUNDS, StepTime, step_time
-from .deployment import ACTIVATION_BYTES, Deployment
+from .decode import BOUNDS, StepTime, link_time_s, step_time
+from .deployment import Deployment
 from .errors import QsError
 from .memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, data_parallel_attention, hbm_budget, kv_split, weight_bytes_per_gpu
 from .profile import DecodeProfile
@@ -56,24 +59,13 @@ def _whole(value: object, field: str, minimum: int) -> np.ndarray:
 
 
 def comm_time_s(profile: DecodeProfile, dep: Deployment, tokens: object) -> np.ndarray:
-    """Link time of one forward pass over ``tokens`` tokens in the replica (0 with include_comm off).
-
-    The volume is the one ``decode.step_time`` charges for a decode step of that many tokens:
-    ep: two all-to-alls (dispatch, combine) per MoE layer of b/G * k * d activations per GPU;
-    tp: 2 all-reduces per block (dp-tp: 1) of 2 (G-1)/G * b * d activations.
-    """
+    """Link time of one forward pass over ``tokens`` tokens in the replica (0 with include_comm off):
+    the volume ``decode.link_time_s`` charges a decode step of that many tokens."""
     b_total = np.asarray(tokens, dtype=float)
-    g = dep.gpus
-    comm = np.zeros_like(b_total)
     if not dep.include_comm:
-        return comm
-    if profile.is_moe and dep.layout == "ep":
-        per_gpu_out = b_total / g * profile.top_k * profile.d_model * (1 - 1 / g) * ACTIVATION_BYTES
-        comm = comm + 2 * profile.moe_layers * per_gpu_out / dep.link_bytes_per_s
-    if g > 1 and dep.layout != "ep":
-        reductions = profile.n_blocks if data_parallel_attention(dep) else profile.allreduces_per_step
-        comm = comm + reductions * 2 * (g - 1) / g * b_total * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
-    return comm
+        return np.zeros_like(b_total)
+    busiest = np.ceil(b_total / dep.gpus) if data_parallel_attention(dep) else b_total
+    return link_time_s(profile, dep, b_total, busiest)
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,7 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     mm_flops = 2.0 * (tokens * matmul_params + c * profile.head_params) / g
     mm_compute = mm_flops / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
     mm_memory = weight_bytes_per_gpu(profile, dep) / bw
-    attn_flops = c * profile.attn_flops_per_context_token * i * (i + 1) / 2 / g
+    attn_flops = c * profile.prefill_attn_flops_per_context_token * i * (i + 1) / 2 / g
     attn_compute = attn_flops / (dep.hardware.peak_for("bf16") * eta_c)
     ways = g if data_parallel_attention(dep) else kv_split(profile, dep)
     attn_memory = tokens * profile.kv_values_per_token * dep.kv_bytes / ways / bw

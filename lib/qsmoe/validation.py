@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import DATA_DIR
-from .compare import deployment_from
+from .compare import dense_layout_for, deployment_from
 from .decode import BOUNDS, decode, step_time
 from .deployment import LAYOUTS, Deployment
 from .dtypes import BYTES_PER_VALUE
@@ -552,9 +552,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             values[flag] = getattr(args, flag)
     spec = load_model(args.model)
-    layout = args.layout or (values["moe_layout"] if spec.is_moe else "tp")
+    profile = profile_of(spec)
+    layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
     dep = deployment_from(values, layout)
-    r = serve_result(profile_of(spec), dep, args.input_len, args.output_len, args.concurrency).record()
+    r = serve_result(profile, dep, args.input_len, args.output_len, args.concurrency).record()
     r.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=layout, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)
     head = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({layout}), {args.input_len} in / {args.output_len} out"
     if r["feasible"]:
