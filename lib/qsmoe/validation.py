@@ -126,34 +126,33 @@ def _row_error(source: str, rid: str, column: str, message: str) -> QsError:
     return QsError(f"row {rid}, column '{column}': {message}", source=source)
 
 
-def _parse_int(raw: str, source: str, rid: str, column: str, *, optional: bool, minimum: int = 1) -> int | None:
+def _parse_number(raw: str, source: str, rid: str, column: str, *, optional: bool, whole: bool, minimum: float) -> float | None:
+    """A CSV cell as a finite number (a whole one >= ``minimum`` when ``whole``, else > ``minimum``);
+    None for an empty optional cell."""
     text = raw.strip()
     if not text:
         if optional:
             return None
         raise _row_error(source, rid, column, "missing")
+    kind = "a whole number" if whole else "a number"
     try:
         value = float(text)
     except ValueError:
-        raise _row_error(source, rid, column, f"expected a whole number, got {raw!r}") from None
-    if not math.isfinite(value) or value != int(value) or value < minimum:
-        raise _row_error(source, rid, column, f"expected a whole number >= {minimum}, got {raw!r}")
-    return int(value)
+        raise _row_error(source, rid, column, f"expected {kind}, got {raw!r}") from None
+    ok = math.isfinite(value) and (value == int(value) and value >= minimum if whole else value > minimum)
+    if not ok:
+        bound = f">= {minimum:g}" if whole else f"> {minimum:g}"
+        raise _row_error(source, rid, column, f"expected {'a whole number' if whole else 'a finite number'} {bound}, got {raw!r}")
+    return value
+
+
+def _parse_int(raw: str, source: str, rid: str, column: str, *, optional: bool, minimum: int = 1) -> int | None:
+    value = _parse_number(raw, source, rid, column, optional=optional, whole=True, minimum=minimum)
+    return None if value is None else int(value)
 
 
 def _parse_float(raw: str, source: str, rid: str, column: str, *, optional: bool) -> float | None:
-    text = raw.strip()
-    if not text:
-        if optional:
-            return None
-        raise _row_error(source, rid, column, "missing")
-    try:
-        value = float(text)
-    except ValueError:
-        raise _row_error(source, rid, column, f"expected a number, got {raw!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise _row_error(source, rid, column, f"expected a finite number > 0, got {raw!r}")
-    return value
+    return _parse_number(raw, source, rid, column, optional=optional, whole=False, minimum=0.0)
 
 
 def _parse_choice(raw: str, source: str, rid: str, column: str, choices: Sequence[str]) -> str:
