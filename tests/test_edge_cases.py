@@ -144,3 +144,16 @@ def test_threshold_counts_only_routed_weights_as_skippable(values):
     rho = float(cmp.terms["kv_ratio"])
     approx = float(qs_threshold(m, w, phi, rho))
     assert approx < theta and math.isfinite(theta)
+
+
+def test_kv_split_follows_the_gpu_with_the_most_heads():
+    from qsmoe.memory import kv_split
+
+    llama = profile_of(load_model("llama-3.1-70b"))  # 8 KV heads
+    h200 = load_hardware("h200")
+    assert kv_split(llama, Deployment(h200, gpus=8, layout="tp")) == 8
+    assert kv_split(llama, Deployment(h200, gpus=3, layout="tp")) == pytest.approx(8 / 3)  # 3 heads on the fullest GPU
+    assert kv_split(llama, Deployment(h200, gpus=16, layout="tp")) == 8  # heads replicated beyond 8 GPUs
+    assert kv_split(llama, Deployment(h200, gpus=16, layout="dp-tp")) == 1
+    ds = profile_of(load_model("deepseek-v3"))
+    assert kv_split(ds, Deployment(h200, gpus=8, layout="tp")) == 1  # MLA latent replicated

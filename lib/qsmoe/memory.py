@@ -3,8 +3,9 @@
 Per GPU:  usable = M * (1 - reserve);  free = usable - W_gpu;
           B_max  = floor(free / kv_seq_gpu)            (tp: every GPU holds a share of every sequence)
           B_max  = G * floor(free / kv_seq_gpu)        (ep, dp-tp: each GPU holds whole sequences)
-with kv_seq_gpu = kv_bytes_per_token * L / split and split = min(G, KV heads) under tp
-(1 for MLA, whose shared latent cannot be split by heads), 1 under data-parallel attention.
+with kv_seq_gpu = kv_bytes_per_token * L / split and split = h_kv / ceil(h_kv / G) under tp
+(G when G divides the h_kv KV heads; 1 for MLA, whose shared latent cannot be split by heads),
+1 under data-parallel attention.
 """
 from __future__ import annotations
 
@@ -79,9 +80,14 @@ def routed_share_per_gpu(n_experts: int, gpus: int) -> float:
     return math.ceil(n_experts / gpus) / n_experts if gpus <= n_experts else 1.0 / gpus
 
 
-def kv_split(profile: DecodeProfile, dep: Deployment) -> int:
-    """Ways one sequence's KV cache is divided across GPUs."""
-    return 1 if data_parallel_attention(dep) else min(dep.gpus, profile.kv_head_split)
+def kv_split(profile: DecodeProfile, dep: Deployment) -> float:
+    """Ways one sequence's KV cache is divided across GPUs: 1 under data-parallel attention;
+    under tp, h_kv / ceil(h_kv / G) for h_kv KV heads (the GPU with the most heads sets the
+    footprint; G > h_kv replicates heads, and MLA's single latent, h_kv = 1, is never split)."""
+    if data_parallel_attention(dep):
+        return 1.0
+    heads = profile.kv_head_split
+    return heads / math.ceil(heads / dep.gpus)
 
 
 def hbm_budget(profile: DecodeProfile, dep: Deployment, context_tokens: object) -> HbmBudget:
