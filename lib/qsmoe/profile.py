@@ -25,7 +25,7 @@ class DecodeProfile:
     resident_routed_params: Num  # all routed experts, every stack (held in HBM)
     resident_other_params: Num  # everything else held in HBM
     resident_attention_params: Num  # attention, norms, routers and embeddings of every stack (replicated under DP attention)
-    proj_params: Num  # decode path: attention projections, cross-attention, router, norms
+    proj_params: Num  # decode path: attention projections, cross-attention Q/O, router, norms
     dense_ffn_params: Num  # decode path: dense FFN layers
     shared_params: Num  # decode path: shared experts
     head_params: Num  # LM head (the tied embedding where tied)
@@ -76,9 +76,11 @@ def profile_of(spec: ModelSpec) -> DecodeProfile:
     dec = summary.by_component(decode_only=True)
     routed_resident = sum(g.total_params for g in summary.groups if g.component == "routed_experts")
     head = dec["lm_head"][0] if "lm_head" in dec else dec["embedding"][0]
-    proj = sum(dec.get(c, (0.0, 0.0))[0] for c in ("attention", "cross_attention", "router", "norms"))
     moe = spec.moe
     att = spec.attention
+    # cross-attention K/V of the encoder output are projected once at prefill and then cached
+    cross_kv = 2 * spec.d_model * att.n_kv_heads * att.head_dim * spec.n_decoder_layers if "cross_attention" in dec else 0
+    proj = sum(dec.get(c, (0.0, 0.0))[0] for c in ("attention", "cross_attention", "router", "norms")) - cross_kv
     return DecodeProfile(
         name=spec.id,
         total_params=summary.total_params,
