@@ -157,3 +157,19 @@ def test_kv_split_follows_the_gpu_with_the_most_heads():
     assert kv_split(llama, Deployment(h200, gpus=16, layout="dp-tp")) == 1
     ds = profile_of(load_model("deepseek-v3"))
     assert kv_split(ds, Deployment(h200, gpus=8, layout="tp")) == 1  # MLA latent replicated
+
+
+def test_bench_evaluates_the_whole_grid(values):
+    """The vectorised benchmark evaluates contexts x batches x q x clusters (a count, not a timing)."""
+    from qsmoe.bench import run_bench
+
+    r = run_bench(values, n_contexts=4, n_batches=5, n_q=3, clusters=(8, 16), repeats=1)
+    assert r["design_points"] == 4 * 5 * 3 * 2
+    assert math.isfinite(r["checksum"]) and r["checksum"] > 0 and r["points_per_s"] > 0
+
+
+def test_bench_benchmark(benchmark, values):
+    """pytest-benchmark timing of one grid (reported with --benchmark-enable; never asserted)."""
+    from qsmoe.bench import run_bench
+
+    benchmark.pedantic(run_bench, args=(values,), kwargs=dict(n_contexts=16, n_batches=16, n_q=16, repeats=1), rounds=1, iterations=1)
