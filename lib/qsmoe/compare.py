@@ -141,8 +141,9 @@ def _replica_kv_bytes_per_sequence(profile: DecodeProfile, dep: Deployment, cont
 def inequality_terms(sc: Scenario, context: object, moe_batch: np.ndarray) -> dict[str, np.ndarray]:
     """The terms of the general qs inequality for this deployment (per replica).
 
-    M = G * usable HBM, W = the MoE's resident bytes as laid out, qs_eff = the dense model's
-    resident bytes / W, phi at the MoE's batch, rho = dense / MoE KV bytes per sequence.
+    M = G * usable HBM (``usable_bytes``), W = the MoE's resident bytes as laid out
+    (``moe_weight_bytes``), qs_eff = the dense model's resident bytes / W, phi at the MoE's
+    batch, rho = dense / MoE KV bytes per sequence.
     """
     ctx = np.asarray(context, dtype=float)
     g = sc.moe_deployment.gpus
@@ -154,6 +155,8 @@ def inequality_terms(sc: Scenario, context: object, moe_batch: np.ndarray) -> di
     w_r = sc.moe.routed_params * sc.moe_deployment.weight_bytes  # decode-path routed experts, the only weights a step may skip
     theta = qs_threshold(m, w, phi, rho, w_r)
     return {
+        "usable_bytes": np.asarray(m),
+        "moe_weight_bytes": np.asarray(w),
         "qs_eff": qs_eff,
         "phi": phi,
         "kv_ratio": rho,

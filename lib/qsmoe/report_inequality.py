@@ -139,11 +139,8 @@ def inequality_point(values: Values, model_id: str, context: int) -> dict[str, f
     """
     sc = scenario(values, model_id)
     cmp = compare(sc, context)
-    budget = hbm_budget(sc.moe, sc.moe_deployment, context)
-    g = sc.moe_deployment.gpus
-    m = g * budget.usable_bytes
-    w = g * float(budget.weight_bytes_per_gpu)
     t = cmp.terms
+    m, w = float(t["usable_bytes"]), float(t["moe_weight_bytes"])
     ok = bool(cmp.both_feasible)
     fits = bool(t["moe_fits"])
     return {

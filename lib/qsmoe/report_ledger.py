@@ -18,7 +18,6 @@ from . import REPO_ROOT
 from .analysis import agreement, headline, hbm_table, minimum_gpus, roofline_ridge
 from .compare import compare, scenario
 from .errors import QsError
-from .memory import weight_bytes_per_gpu
 from .params import DEFAULT_PARAMS_PATH, load_params
 from .routing import expert_ffn_intensity_flops_per_byte, tokens_per_expert
 
@@ -165,11 +164,8 @@ def ratio_ceiling(values: Values, model: str | None = None, context: int | None 
     sc = scenario(values, model)
     cmp = compare(sc, ctx)
     rec = cmp.record()
-    dep = sc.moe_deployment
-    g = dep.gpus
-    m = g * dep.usable_hbm_bytes
-    w = g * float(weight_bytes_per_gpu(sc.moe, dep))
-    w_dense = sc.dense_deployment.gpus * float(weight_bytes_per_gpu(sc.dense, sc.dense_deployment))
+    m, w = float(cmp.terms["usable_bytes"]), float(cmp.terms["moe_weight_bytes"])
+    w_dense = float(cmp.terms["qs_eff"]) * w
     ddep = sc.dense_deployment
     attn_cap = ddep.gpus * ddep.hardware.peak_for("bf16") * ddep.compute_efficiency / (float(sc.dense.attn_flops_per_context_token) * ctx)
     moe_tps = rec["moe"]["tokens_per_s"]
