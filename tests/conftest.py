@@ -14,7 +14,7 @@ from qsmoe import REPO_ROOT
 class BuiltBook:
     """One built book: ``html`` is ``<out_root>/<slug>/html``."""
 
-    params: object  # qsmoe.params.ParamSet
+    params: object  # qsmoe.scenario.params.ParamSet
     out_root: Path
     html: Path
 
@@ -28,7 +28,7 @@ class BuiltBook:
 
 
 def build(params, out_root: Path) -> BuiltBook:
-    from qsmoe.book import build_book
+    from qsmoe.book.build import build_book
 
     html = build_book(params, out_root, jobs=2)
     return BuiltBook(params=params, out_root=out_root, html=html)
@@ -37,13 +37,13 @@ def build(params, out_root: Path) -> BuiltBook:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> BuiltBook:
     """The whole book built with the default parameter set (once per session)."""
-    from qsmoe.params import load_params
+    from qsmoe.scenario.params import load_params
 
     return build(load_params(), tmp_path_factory.mktemp("book-default"))
 
 
 @pytest.fixture(scope="session")
 def toc_chapter_names() -> list[str]:
-    from qsmoe.book import toc_chapters
+    from qsmoe.book.build import toc_chapters
 
     return toc_chapters(REPO_ROOT)

@@ -1,4 +1,4 @@
-"""Parameter, KV-cache and FLOP accounting (qsmoe.accounting) against published numbers.
+"""Parameter, KV-cache and FLOP accounting (qsmoe.physics.accounting) against published numbers.
 
 Every expected value below is typed from the source named beside it, never copied from
 the code's output. Tolerances are the book's stated 1 % for totals unless a test says why
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qsmoe.accounting import (
+from qsmoe.physics.accounting import (
     attention_flops_per_token,
     flops_per_token,
     kv_bytes_per_token,
@@ -19,7 +19,8 @@ from qsmoe.accounting import (
     summarize,
 )
 from qsmoe.errors import QsError
-from qsmoe.models import Attention, ModelSpec, Moe, available_models, load_model
+from qsmoe.specs.architecture import Attention, ModelSpec, Moe
+from qsmoe.specs.models import available_models, load_model
 
 # (model id, published total, source). The book's claim: own count within 1 %.
 PUBLISHED_TOTALS = [

@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 
 from qsmoe import REPO_ROOT
 from qsmoe.errors import QsError
-from qsmoe.params import DEFAULT_PARAMS_PATH, load_params, resolve
+from qsmoe.scenario.params import DEFAULT_PARAMS_PATH, load_params, resolve
 
 from conftest import BuiltBook, build
 
@@ -75,7 +75,7 @@ def test_chapter_has_label_title_and_banner(chapter):
 
 @pytest.fixture()
 def kit(tmp_path):
-    from qsmoe import bookkit
+    from qsmoe.book import kit as bookkit
 
     results = bookkit.setup(tmp_path / "07-example", "default", "0123456789ab", "abc1234")
     return bookkit, results
@@ -121,7 +121,7 @@ def test_glue_refuses_conflicting_values(kit):
 
 
 def test_glued_value_renders_plain_and_formatted():
-    from qsmoe.bookkit import Glued
+    from qsmoe.book.kit import Glued
 
     glued = Glued(0.1 + 0.2, ".2f")
     assert float(repr(glued)) == 0.1 + 0.2  # {glue:text}`name:fmt` formats the exact value
@@ -280,7 +280,7 @@ def test_other_parameter_set_changes_the_results(built_book: BuiltBook, variant_
 
 @pytest.mark.book
 def test_same_parameters_give_identical_results(built_book: BuiltBook, tmp_path, toc_chapter_names):
-    from qsmoe.book import build_book
+    from qsmoe.book.build import build_book
 
     again = build(load_params(), tmp_path / "again")
 
@@ -322,7 +322,7 @@ def _fake_repo(tmp_path: Path, chapter_body: str) -> Path:
 
 @pytest.mark.book
 def test_failing_cell_is_reported_in_one_line(tmp_path):
-    from qsmoe.book import build_book
+    from qsmoe.book.build import build_book
 
     body = (
         "```{code-cell} ipython3\nfrom qsmoe import bookkit\n"
@@ -341,7 +341,7 @@ def test_failing_cell_is_reported_in_one_line(tmp_path):
 
 @pytest.mark.book
 def test_unresolved_glue_fails_the_build(tmp_path):
-    from qsmoe.book import build_book
+    from qsmoe.book.build import build_book
 
     body = (
         "```{code-cell} ipython3\nfrom qsmoe import bookkit\n"

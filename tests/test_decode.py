@@ -1,4 +1,4 @@
-"""The decode model (qsmoe.memory, qsmoe.decode): HBM budget, roofline step time, throughput.
+"""The decode model (qsmoe.physics.memory, qsmoe.physics.decode): HBM budget, roofline step time, throughput.
 
 Hand computations use datasheet and published figures (H200: 141 GB, 4.8 TB/s, 989.5 / 1979
 dense TFLOP/s; model configs) and the default efficiencies (memory 0.8, compute 0.6).
@@ -12,15 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qsmoe.accounting import summarize
-from qsmoe.decode import BOUNDS, decode, step_time
-from qsmoe.deployment import Deployment
+from qsmoe.physics.accounting import summarize
+from qsmoe.physics.decode import BOUNDS, decode, step_time
+from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
-from qsmoe.hardware import load_hardware
-from qsmoe.memory import BATCH_TOO_LARGE, NO_SEQUENCE_FITS, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget
-from qsmoe.models import Attention, ModelSpec, Moe, available_models, load_model
-from qsmoe.profile import profile_of
-from qsmoe.routing import fraction_streamed
+from qsmoe.specs.hardware import load_hardware
+from qsmoe.physics.memory import BATCH_TOO_LARGE, NO_SEQUENCE_FITS, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget
+from qsmoe.specs.architecture import Attention, ModelSpec, Moe
+from qsmoe.specs.models import available_models, load_model
+from qsmoe.physics.profile import profile_of
+from qsmoe.physics.routing import fraction_streamed
 
 H200 = load_hardware("h200")
 H200_HBM, H200_BW, H200_BF16, H200_FP8 = 141e9, 4.8e12, 989.5e12, 1979e12  # NVIDIA H200 SXM datasheet
@@ -41,7 +42,7 @@ def dep(gpus: int = 8, layout: str = "tp", **kw) -> Deployment:
 
 def test_default_deployment_matches_the_parameter_set() -> None:
     """The hand computations below assume the defaults the book uses."""
-    from qsmoe.params import load_params
+    from qsmoe.scenario.params import load_params
 
     values = load_params().values
     d = Deployment(H200)

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import yaml
 
-from qsmoe.accounting import prefill_attention_flops_per_token
-from qsmoe.compare import scenario
-from qsmoe.decode import decode, step_time
-from qsmoe.deployment import Deployment
+from qsmoe.physics.accounting import prefill_attention_flops_per_token
+from qsmoe.scenario.compare import scenario
+from qsmoe.physics.decode import decode, step_time
+from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
-from qsmoe.hardware import load_hardware
-from qsmoe.memory import routed_share_per_gpu, weight_bytes_per_gpu
-from qsmoe.models import MODELS_DIR, load_model
-from qsmoe.params import resolve
-from qsmoe.profile import profile_of
-from qsmoe.quality import dense_profile, estimate_q
-from qsmoe.routing import selection_probabilities
+from qsmoe.specs.hardware import load_hardware
+from qsmoe.physics.memory import routed_share_per_gpu, weight_bytes_per_gpu
+from qsmoe.specs.models import MODELS_DIR, load_model
+from qsmoe.scenario.params import resolve
+from qsmoe.physics.profile import profile_of
+from qsmoe.physics.quality import dense_profile, estimate_q
+from qsmoe.physics.routing import selection_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +129,15 @@ def test_gpu_count_is_bounded():
 
 
 def test_threshold_counts_only_routed_weights_as_skippable(values):
-    from qsmoe.compare import compare
+    from qsmoe.scenario.compare import compare
 
     cmp = compare(scenario(values, "deepseek-v3"), 131072)
     phi, theta = float(cmp.terms["phi"]), float(cmp.terms["threshold"])
     assert 0 < phi < 1
     # with phi < 1 the threshold lies between the all-weights approximation and 1
     sc = cmp.scenario
-    from qsmoe.inequality import qs_threshold
-    from qsmoe.memory import weight_bytes_per_gpu as wpg
+    from qsmoe.physics.inequality import qs_threshold
+    from qsmoe.physics.memory import weight_bytes_per_gpu as wpg
 
     g = sc.moe_deployment.gpus
     m, w = g * sc.moe_deployment.usable_hbm_bytes, g * float(wpg(sc.moe, sc.moe_deployment))
@@ -147,7 +147,7 @@ def test_threshold_counts_only_routed_weights_as_skippable(values):
 
 
 def test_kv_split_follows_the_gpu_with_the_most_heads():
-    from qsmoe.memory import kv_split
+    from qsmoe.physics.memory import kv_split
 
     llama = profile_of(load_model("llama-3.1-70b"))  # 8 KV heads
     h200 = load_hardware("h200")
@@ -161,7 +161,7 @@ def test_kv_split_follows_the_gpu_with_the_most_heads():
 
 def test_bench_evaluates_the_whole_grid(values):
     """The vectorised benchmark evaluates contexts x batches x q x clusters (a count, not a timing)."""
-    from qsmoe.bench import run_bench
+    from qsmoe.evidence.bench import run_bench
 
     r = run_bench(values, n_contexts=4, n_batches=5, n_q=3, clusters=(8, 16), repeats=1)
     assert r["design_points"] == 4 * 5 * 3 * 2
@@ -170,6 +170,6 @@ def test_bench_evaluates_the_whole_grid(values):
 
 def test_bench_benchmark(benchmark, values):
     """pytest-benchmark timing of one grid (reported with --benchmark-enable; never asserted)."""
-    from qsmoe.bench import run_bench
+    from qsmoe.evidence.bench import run_bench
 
     benchmark.pedantic(run_bench, args=(values,), kwargs=dict(n_contexts=16, n_batches=16, n_q=16, repeats=1), rounds=1, iterations=1)

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from qsmoe import DATA_DIR
-from qsmoe.accounting import kv_bytes_per_token, summarize
+from qsmoe.physics.accounting import kv_bytes_per_token, summarize
 from qsmoe.cli import main
 from qsmoe.errors import QsError
-from qsmoe.hardware import available_hardware, load_hardware
-from qsmoe.models import MODELS_DIR, available_models, load_model
+from qsmoe.specs.hardware import available_hardware, load_hardware
+from qsmoe.specs.models import MODELS_DIR, available_models, load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HF = FIXTURES / "hf_configs"
@@ -361,7 +361,7 @@ def test_negative_context_via_cli() -> None:
 
 
 def test_negative_context_in_the_library() -> None:
-    from qsmoe.memory import check_context
+    from qsmoe.physics.memory import check_context
 
     with pytest.raises(QsError) as err:
         check_context(-1)
@@ -374,7 +374,7 @@ def test_bad_context_text_via_cli(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_zero_gpus(capsys: pytest.CaptureFixture) -> None:
-    from qsmoe.deployment import Deployment
+    from qsmoe.physics.deployment import Deployment
 
     assert_cli_error(run_main(capsys, "decode", "--model", "deepseek-v3", "--context", "1024", "--gpus", "0"), "--gpus", "'0'")
     with pytest.raises(QsError) as err:
@@ -383,7 +383,7 @@ def test_zero_gpus(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_unknown_dtype(capsys: pytest.CaptureFixture) -> None:
-    from qsmoe.deployment import Deployment
+    from qsmoe.physics.deployment import Deployment
 
     assert_cli_error(run_main(capsys, "decode", "--model", "deepseek-v3", "--context", "1024", "--weight-dtype", "fp3"), "--weight-dtype", "'fp3'")
     assert_cli_error(run_main(capsys, "model", "deepseek-v3", "--kv-dtype", "fp3"), "--kv-dtype", "'fp3'")

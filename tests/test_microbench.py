@@ -1,4 +1,4 @@
-"""Tests for qsmoe.microbench: routing, cost model, roofline, input checks, and small timed runs."""
+"""Tests for qsmoe.evidence.microbench: routing, cost model, roofline, input checks, and small timed runs."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qsmoe import microbench as mb
+from qsmoe.evidence import microbench as mb
 from qsmoe.errors import QsError
-from qsmoe.routing import experts_touched
+from qsmoe.physics.routing import experts_touched
 
 TINY = {"d_model": 16, "d_ff": 8, "n_experts": 8, "top_k": 2}
 
@@ -54,7 +54,7 @@ def test_routing_groups_every_token_top_k_times(n_tokens: int, n_experts: int, d
 
 
 def test_touched_experts_agree_with_the_analytic_model() -> None:
-    """Mean distinct experts over many seeded routings ~ E (1 - (1 - k/E)^B) from qsmoe.routing."""
+    """Mean distinct experts over many seeded routings ~ E (1 - (1 - k/E)^B) from qsmoe.physics.routing."""
     rng = np.random.default_rng(0)
     for n_tokens in (1, 8, 64):
         mean = np.mean([len(mb.group_by_expert(mb.route_tokens(n_tokens, 128, 8, rng), 128)) for _ in range(200)])

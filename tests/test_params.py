@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from qsmoe.errors import QsError
-from qsmoe.params import (
+from qsmoe.scenario.params import (
     DEFAULT_PARAMS_PATH,
     ParamSet,
     apply_overrides,
@@ -234,7 +234,7 @@ def test_hash_format_and_determinism():
 
 
 def test_hash_is_stable_across_processes():
-    code = "from qsmoe.params import load_params; print(load_params().hash)"
+    code = "from qsmoe.scenario.params import load_params; print(load_params().hash)"
     hashes = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -1,4 +1,4 @@
-"""Tests for qsmoe.report_measured: BLAS thread control, rows, summaries and figures of the measured chapter."""
+"""Tests for qsmoe.book.report_measured: BLAS thread control, rows, summaries and figures of the measured chapter."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from qsmoe import microbench as mb
-from qsmoe import report_measured as rm
+from qsmoe.evidence import microbench as mb
+from qsmoe.book import report_measured as rm
 from qsmoe.errors import QsError
-from qsmoe.params import load_params
+from qsmoe.scenario.params import load_params
 
 TINY = {"d_model": 16, "d_ff": 8, "n_experts": 8, "top_k": 2}
 

@@ -1,5 +1,5 @@
-"""Tests for the chapter-facing report modules: qsmoe.report_basics, qsmoe.report_inequality,
-qsmoe.report_ledger and qsmoe.report_validation.
+"""Tests for the chapter-facing report modules: qsmoe.book.report_basics, qsmoe.book.report_inequality,
+qsmoe.book.report_ledger and qsmoe.book.report_validation.
 
 These modules only reshape library results, so the tests check what their docstrings and the
 chapters promise: documented thresholds (each branch and both sides of each boundary),
@@ -18,16 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from qsmoe import REPO_ROOT, analysis
-from qsmoe import report_basics as rb
-from qsmoe import report_inequality as ri
-from qsmoe import report_ledger as rl
-from qsmoe import report_validation as rv
-from qsmoe.compare import scenario
+from qsmoe import REPO_ROOT
+from qsmoe.scenario import analysis
+from qsmoe.book import report_basics as rb
+from qsmoe.book import report_inequality as ri
+from qsmoe.book import report_ledger as rl
+from qsmoe.cli import capture
+from qsmoe.book import report_validation as rv
+from qsmoe.scenario.compare import scenario
 from qsmoe.errors import QsError
-from qsmoe.params import DEFAULT_PARAMS_PATH, resolve
-from qsmoe.routing import fraction_streamed, tokens_per_expert
-from qsmoe.validation import GROUPS
+from qsmoe.scenario.params import DEFAULT_PARAMS_PATH, resolve
+from qsmoe.physics.routing import fraction_streamed, tokens_per_expert
+from qsmoe.evidence.validation import GROUPS
 
 MEASUREMENTS_CSV = REPO_ROOT / "data" / "measured" / "measurements.csv"
 
@@ -137,7 +139,7 @@ class TestBasicsConstantsAndWords:
         assert rb.bound_phrase("something-new") == "something-new"  # unknown: passed through
 
     def test_every_decode_bound_has_a_phrase(self):
-        from qsmoe.decode import BOUNDS
+        from qsmoe.physics.decode import BOUNDS
 
         assert set(BOUNDS) <= set(rb.BOUND_PHRASES)
 
@@ -304,7 +306,7 @@ class TestBasicsThroughputAndHbm:
 
     @pytest.mark.parametrize("variant", [x for x in VARIANTS if x.get("q_rule") != "explicit"], ids=_ids)
     def test_hbm_stack_sums_to_the_hbm(self, values, variant):
-        from qsmoe.hardware import load_hardware
+        from qsmoe.specs.hardware import load_hardware
 
         v = dict(values, **variant)
         hbm_gb = load_hardware(v["hardware"]).hbm_bytes / 1e9
@@ -335,7 +337,7 @@ class TestBasicsThroughputAndHbm:
             s = split[side]
             assert s["layout"] == dep.layout
             assert s["replicated"] + s["sharded"] == pytest.approx(s["total"])
-            # what each layout replicates (qsmoe.memory): tp nothing, ep the non-expert
+            # what each layout replicates (qsmoe.physics.memory): tp nothing, ep the non-expert
             # weights, dp-tp the attention weights
             expected = {"tp": 0.0,
                         "ep": float(prof.resident_other_params) * dep.weight_bytes,
@@ -724,7 +726,7 @@ class TestClaimsLedger:
         assert f["expert_intensity"] == pytest.approx(2 * f["tokens_per_expert"] / wb)
         assert f["dense_intensity"] == pytest.approx(2 * f["dense_batch"] / wb)
         # ridge = peak x eta_c / (bandwidth x eta_m)
-        from qsmoe.hardware import load_hardware
+        from qsmoe.specs.hardware import load_hardware
 
         hw = load_hardware(values["hardware"])
         assert f["ridge"] == pytest.approx(hw.peak_for(values["weight_dtype"]) * values["compute_efficiency"]
@@ -916,19 +918,19 @@ class TestParameterDocs:
 
 class TestRunCli:
     def test_compare_prints_the_model_and_the_library_ratio(self, values):
-        code, out = rl.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072"])
+        code, out = capture.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072"])
         assert code == 0
         assert "deepseek-v3" in out and "8x h200" in out and "131072" in out
         assert rl.ratio_text(analysis.headline(values)["ratio"]) in out
 
     def test_json_output_agrees_with_the_library(self, values):
-        code, out = rl.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072", "--json"])
+        code, out = capture.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072", "--json"])
         assert code == 0
         rec = json.loads(out)
         assert rec["ratio"] == pytest.approx(analysis.headline(values)["ratio"])
 
     def test_flags_change_the_output(self):
-        code, out = rl.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072", "--gpus", "2", "--hardware", "mi355x"])
+        code, out = capture.run_cli(["compare", "--model", "deepseek-v3", "--context", "131072", "--gpus", "2", "--hardware", "mi355x"])
         assert code == 0 and "2x mi355x" in out and "infeasible" in out
 
     @pytest.mark.parametrize("args, fragment", [
@@ -942,18 +944,18 @@ class TestRunCli:
         import sys
 
         before = (sys.stdout, sys.stderr)
-        code, out = rl.run_cli(args)
+        code, out = capture.run_cli(args)
         assert code != 0 and fragment in out
         assert (sys.stdout, sys.stderr) == before  # streams restored
 
     def test_help_exits_zero(self):
-        code, out = rl.run_cli(["--help"])
+        code, out = capture.run_cli(["--help"])
         assert code == 0 and "usage" in out
 
     def test_console_block(self):
-        block = rl.console_block("qsmoe x", "out")
+        block = capture.console_block("qsmoe x", "out")
         assert block == "```console\n$ qsmoe x\nout\n```\n"
-        assert rl.console_block("c", "a ```` b").startswith("`````console")
+        assert capture.console_block("c", "a ```` b").startswith("`````console")
 
     def test_build_slug_and_repo_path(self, tmp_path):
         d = tmp_path / "_build" / "mine-abc" / "results" / "09"

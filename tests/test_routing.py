@@ -1,4 +1,4 @@
-"""Reuse fragmentation (qsmoe.routing): experts touched, skew, and expert-parallel load."""
+"""Reuse fragmentation (qsmoe.physics.routing): experts touched, skew, and expert-parallel load."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qsmoe.errors import QsError
-from qsmoe.routing import (
+from qsmoe.physics.routing import (
     busiest_device_load,
     experts_touched,
     fraction_streamed,

@@ -1,4 +1,4 @@
-"""Tests for qsmoe.serve (end-to-end static batches) and qsmoe.validation (published measurements)."""
+"""Tests for qsmoe.physics.serve (end-to-end static batches) and qsmoe.evidence.validation (published measurements)."""
 from __future__ import annotations
 
 import argparse
@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 
 from qsmoe import cli
-from qsmoe.compare import deployment_from
-from qsmoe.decode import decode, step_time
-from qsmoe.deployment import Deployment
+from qsmoe.scenario.compare import deployment_from
+from qsmoe.physics.decode import decode, step_time
+from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
-from qsmoe.hardware import HardwareSpec
-from qsmoe.models import load_model
-from qsmoe.params import resolve
-from qsmoe.profile import DecodeProfile, profile_of
-from qsmoe.serve import comm_time_s, prefill_time, serve
-from qsmoe import validation as val
+from qsmoe.specs.hardware import HardwareSpec
+from qsmoe.specs.models import load_model
+from qsmoe.scenario.params import resolve
+from qsmoe.physics.profile import DecodeProfile, profile_of
+from qsmoe.physics.serve import comm_time_s, prefill_time, serve
+from qsmoe.evidence import validation as val
+from qsmoe.cli import validation as cli_validation
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -339,7 +340,7 @@ def test_calibration_with_a_small_grid_and_bad_grids(rows, values) -> None:
 def test_validate_is_deterministic(report, values, rows) -> None:
     again = val.validate(values, rows)
     assert json.dumps(again, sort_keys=True, allow_nan=False) == json.dumps(report, sort_keys=True, allow_nan=False)
-    assert val.validation_text(again) == val.validation_text(report)
+    assert cli_validation.validation_text(again) == cli_validation.validation_text(report)
 
 
 # --------------------------------------------------------------------------- command line
@@ -353,7 +354,7 @@ def run_cli(argv: list[str], monkeypatch) -> int:
         parser = original()
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         if "validate" not in sub.choices:
-            val.add_validation_parsers(sub)
+            cli_validation.add_validation_parsers(sub)
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build)

@@ -1,0 +1,46 @@
+"""The ``qsmoe`` command line: accounting, decode, compare, serve, bench and the book.
+
+Bad input exits with status 2 and one line naming the flag or field and the value.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from qsmoe import __version__
+from qsmoe.errors import QsError
+from qsmoe.cli.bench import add_bench_parser
+from qsmoe.cli.book import add_book_parser
+from qsmoe.cli.commands import add_model_parsers, add_performance_parsers
+from qsmoe.cli.common import _Parser
+from qsmoe.cli.validation import add_validation_parsers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qsmoe", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"qsmoe {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    add_model_parsers(subparsers)
+    add_performance_parsers(subparsers)
+    add_bench_parser(subparsers)
+    add_validation_parsers(subparsers)
+    add_book_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except QsError as err:
+        print(f"qsmoe: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,166 @@
+"""Subcommands: models, hardware, model, decode, compare.
+
+Every flag left out of decode/compare takes the value of the parameter set
+(``--params FILE``, default data/params/default.yaml).
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from qsmoe.physics.accounting import kv_bytes_per_token, summarize
+from qsmoe.cli.common import emit, parse_tokens, positive_float, positive_int
+from qsmoe.scenario.compare import compare, dense_layout_for, deployment_from, scenario
+from qsmoe.physics.decode import decode
+from qsmoe.physics.deployment import LAYOUTS
+from qsmoe.specs.dtypes import BYTES_PER_VALUE
+from qsmoe.errors import QsError
+from qsmoe.specs.hardware import available_hardware, load_hardware
+from qsmoe.specs.models import available_models, load_model
+from qsmoe.scenario.params import resolve
+from qsmoe.physics.profile import profile_of
+from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES
+
+DTYPES = tuple(sorted(BYTES_PER_VALUE))
+
+
+def model_record(id_or_path: str, kv_dtype: str = "bf16") -> dict[str, Any]:
+    """The accounting of one model as a JSON-ready dict."""
+    spec = load_model(id_or_path)
+    summary = summarize(spec)
+    return {
+        "id": spec.id,
+        "name": spec.name,
+        "kind": spec.kind,
+        "attention": spec.attention.type,
+        "total_params": summary.total_params,
+        "active_params": summary.active_params,
+        "decode_active_params": summary.decode_active_params,
+        "s": summary.s,
+        "kv_dtype": kv_dtype,
+        "kv_bytes_per_token": kv_bytes_per_token(spec, kv_dtype),
+        "published_total_params": spec.published_total_params,
+        "published_active_params": spec.published_active_params,
+        "components": {name: {"total_params": t, "active_params": a} for name, (t, a) in summary.by_component().items()},
+        "weight_bytes": {dtype: summary.total_params * BYTES_PER_VALUE[dtype] for dtype in ("bf16", "fp8", "fp4")},
+    }
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    rows = [model_record(mid) for mid in available_models()]
+    lines = [f"{'id':<18} {'total':>9} {'active':>8} {'s':>7}  name"]
+    lines += [f"{r['id']:<18} {r['total_params'] / 1e9:>8.1f}B {r['active_params'] / 1e9:>7.1f}B {r['s']:>7.4f}  {r['name']}" for r in rows]
+    emit([{k: r[k] for k in ("id", "name", "total_params", "active_params", "s")} for r in rows], args.json, "\n".join(lines))
+    return 0
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    specs = [load_hardware(hid) for hid in available_hardware()]
+    rows = [{"id": h.id, "name": h.name, "hbm_bytes": h.hbm_bytes, "hbm_bandwidth_bytes_per_s": h.hbm_bandwidth_bytes_per_s, "peak_flops_per_s": h.peak_flops_per_s, "link_bytes_per_s": h.link_bytes_per_s, "domain_size": h.domain_size} for h in specs]
+    lines = [f"{'id':<15} {'HBM':>7} {'TB/s':>6} {'bf16 TF/s':>10}  name"]
+    lines += [f"{h.id:<15} {h.hbm_bytes / 1e9:>6.0f}G {h.hbm_bandwidth_bytes_per_s / 1e12:>6.2f} {h.peak_flops_per_s['bf16'] / 1e12:>10.0f}  {h.name}" for h in specs]
+    emit(rows, args.json, "\n".join(lines))
+    return 0
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    r = model_record(args.model, args.kv_dtype)
+    lines = [f"{r['name']} ({r['id']}, {r['kind']}, {r['attention']} attention)", f"  total {r['total_params'] / 1e9:.2f}B, active {r['active_params'] / 1e9:.2f}B, s = {r['s']:.4f}", f"  KV cache {r['kv_bytes_per_token']:,.0f} B/token ({args.kv_dtype})"]
+    lines += [f"  {name:<16} total {c['total_params'] / 1e9:>9.3f}B  active {c['active_params'] / 1e9:>8.3f}B" for name, c in r["components"].items()]
+    emit(r, args.json, "\n".join(lines))
+    return 0
+
+
+def add_model_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser("models", help="list the shipped models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+    p = subparsers.add_parser("hardware", help="list the shipped accelerators")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_hardware)
+    p = subparsers.add_parser("model", help="parameter and KV accounting of one model")
+    p.add_argument("model", metavar="ID_OR_CONFIG_PATH", help="a shipped id, a book YAML file, or a Hugging Face config.json")
+    p.add_argument("--kv-dtype", default="bf16", choices=DTYPES)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_model)
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    """Parameter-set values with the deployment flags given on the command line applied."""
+    values = dict(resolve(args.params).values)
+    for flag, key in (("hardware", "hardware"), ("gpus", "gpus"), ("weight_dtype", "weight_dtype"), ("kv_dtype", "kv_dtype"), ("reserve", "reserve_fraction"), ("skew", "routing_skew")):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    return values
+
+
+def _deployment_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", metavar="FILE", help="parameter set (default data/params/default.yaml)")
+    p.add_argument("--hardware", metavar="ID")
+    p.add_argument("--gpus", type=positive_int, metavar="N")
+    p.add_argument("--weight-dtype", choices=DTYPES)
+    p.add_argument("--kv-dtype", choices=DTYPES)
+    p.add_argument("--reserve", type=float, metavar="FRACTION", help="share of HBM reserved for activations and runtime")
+    p.add_argument("--skew", type=float, metavar="A", help="Zipf exponent of expert popularity")
+    p.add_argument("--context", type=parse_tokens, required=True, metavar="L", help="tokens of context per sequence (e.g. 131072 or 128k)")
+    p.add_argument("--json", action="store_true")
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    values = _values(args)
+    spec = load_model(args.model)
+    profile = profile_of(spec)
+    layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
+    dep = deployment_from(values, layout)
+    batch = args.batch if args.batch is not None else (args.batch_per_gpu * dep.gpus if args.batch_per_gpu is not None else None)
+    record = decode(profile, dep, args.context, batch).record()
+    record.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=layout, context=args.context, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)
+    if record["feasible"]:
+        text = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({layout}) at {args.context} tokens: batch {record['batch']} (max {record['max_batch']}), step {record['step_time_s'] * 1e3:.2f} ms, {record['tokens_per_s']:,.0f} tok/s ({record['tokens_per_s_per_gpu']:,.0f} per GPU), {record['bound']}-bound"
+    else:
+        text = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({layout}) at {args.context} tokens: infeasible: {record['reason']} (largest admissible batch {record['max_batch']})"
+    emit(record, args.json, text)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    values = _values(args)
+    for flag, key in (("layout", "moe_layout"), ("dense_layout", "dense_layout"), ("dense_arch", "dense_arch"), ("q_rule", "q_rule")):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    sc = scenario(values, args.model, args.q)
+    r = compare(sc, args.context).record()
+    r["context"] = args.context
+
+    def side(name: str, d: dict) -> str:
+        return f"{name}: {d['tokens_per_s']:,.0f} tok/s at batch {d['batch']} ({d['bound']}-bound)" if d["feasible"] else f"{name}: infeasible ({d['reason']})"
+
+    ratio = f"dense/MoE = {r['ratio']:.2f}x" if r["ratio"] is not None else "ratio undefined (a side is infeasible)"
+    text = "\n".join([f"{sc.model_id} vs dense {r['dense_params'] / 1e9:.0f}B (q = {sc.q:.2f} by {sc.q_rule}, s = {sc.s:.4f}, qs = {sc.qs:.3f}) on {sc.moe_deployment.gpus}x {sc.moe_deployment.hardware.id} at {args.context} tokens", "  " + side("MoE  ", r["moe"]), "  " + side("dense", r["dense"]), f"  {ratio}; qs inequality predicts MoE {'disadvantaged' if r['predicted_disadvantaged'] else 'not disadvantaged'}"])
+    emit(r, args.json, text)
+    return 0
+
+
+def add_performance_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser("decode", help="decode throughput of one model on one deployment")
+    p.add_argument("--model", required=True, metavar="ID_OR_PATH")
+    p.add_argument("--layout", choices=LAYOUTS)
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch", type=positive_int, metavar="B", help="sequences in the replica (default: the largest admissible)")
+    batch.add_argument("--batch-per-gpu", type=positive_int, metavar="b")
+    _deployment_flags(p)
+    p.set_defaults(func=_cmd_decode)
+
+    p = subparsers.add_parser("compare", help="an MoE against its quality-matched dense model")
+    p.add_argument("--model", required=True, metavar="ID_OR_PATH")
+    p.add_argument("--layout", choices=LAYOUTS, help="the MoE's layout")
+    p.add_argument("--dense-layout", choices=LAYOUTS + ("auto",))
+    p.add_argument("--dense-arch", choices=DENSE_ARCHS)
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--q", type=positive_float, help="explicit quality-equivalence factor")
+    q.add_argument("--q-rule", choices=Q_RULES)
+    _deployment_flags(p)
+    p.set_defaults(func=_cmd_compare)
+
+
+__all__ = ["add_model_parsers", "add_performance_parsers", "model_record", "QsError"]

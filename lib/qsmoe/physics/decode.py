@@ -1,0 +1,202 @@
+"""Decode step time and throughput: a roofline per operation group, summed.
+
+For each group on the busiest GPU,  t = max(F / (P * eta_c), Q / (BW * eta_m)),
+with F its FLOPs, Q the bytes it reads (weights or KV cache), P the dense peak for its
+format, BW the HBM bandwidth and eta the achievable fractions. The step time is
+
+    T(B, L) = sum_groups t  +  T_comm  +  T_overhead,
+
+where T_comm is the TP all-reduce or EP all-to-all time over the scale-up link (with
+``comm_overlap`` only its excess over the rest of the step: max(0, T_comm - sum_groups t)),
+
+and throughput is B / T tokens/s (one new token per sequence per step). Groups:
+attention projections (with routers and norms), attention over the KV cache (MLA/GQA core,
+computed in bf16), dense FFN, shared experts, routed experts (only the experts the batch
+touches are read: reuse fragmentation, ``routing``), and the LM head.
+Every function broadcasts over NumPy arrays of contexts, batches and profile fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qsmoe.physics.deployment import ACTIVATION_BYTES, Deployment
+from qsmoe.errors import QsError
+from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, check_context, data_parallel_attention, hbm_budget, kv_split
+from qsmoe.physics.profile import DecodeProfile
+from qsmoe.physics.routing import busiest_device_load, fraction_streamed
+
+BOUNDS = ("compute", "weights", "kv", "comm", "overhead")
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds per decode step on the busiest GPU, split by what limits each part."""
+
+    compute_s: np.ndarray
+    weights_s: np.ndarray
+    kv_s: np.ndarray
+    comm_s: np.ndarray
+    overhead_s: np.ndarray
+
+    @property
+    def total_s(self) -> np.ndarray:
+        return self.compute_s + self.weights_s + self.kv_s + self.comm_s + self.overhead_s
+
+    def bound(self) -> np.ndarray:
+        """Index into BOUNDS of the largest part."""
+        return np.argmax(np.stack([self.compute_s, self.weights_s, self.kv_s, self.comm_s, self.overhead_s]), axis=0)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Throughput at each design point; infeasible points have reason != 0 and zero throughput."""
+
+    batch: np.ndarray
+    max_batch: np.ndarray
+    reason: np.ndarray
+    step: StepTime
+    gpus: int
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.reason == FEASIBLE
+
+    @property
+    def step_time_s(self) -> np.ndarray:
+        return np.where(self.feasible, self.step.total_s, 0.0)
+
+    @property
+    def tokens_per_s(self) -> np.ndarray:
+        return np.where(self.feasible, self.batch / np.where(self.feasible, self.step.total_s, 1.0), 0.0)
+
+    @property
+    def tokens_per_s_per_gpu(self) -> np.ndarray:
+        return self.tokens_per_s / self.gpus
+
+    def record(self, index: tuple = ()) -> dict:
+        """One design point as a JSON-ready dict (None where a value is undefined).
+
+        ``bound`` names the largest part of the step (compute, weights, kv, comm, overhead);
+        ``batch_limited_by`` is "capacity" when the batch is the largest the HBM admits (more
+        memory would admit more sequences), "request" when a smaller batch was asked for.
+        """
+        ok = bool(self.feasible[index])
+        return {
+            "feasible": ok,
+            "reason": REASONS[int(self.reason[index])] or None,
+            "batch": int(self.batch[index]) if ok else 0,
+            "max_batch": int(self.max_batch[index]),
+            "step_time_s": float(self.step_time_s[index]) if ok else None,
+            "tokens_per_s": float(self.tokens_per_s[index]) if ok else None,
+            "tokens_per_s_per_gpu": float(self.tokens_per_s_per_gpu[index]) if ok else None,
+            "bound": BOUNDS[int(self.step.bound()[index])] if ok else None,
+            "batch_limited_by": ("capacity" if self.batch[index] >= self.max_batch[index] else "request") if ok else None,
+        }
+
+
+class _Roofline:
+    """Accumulates group times into the StepTime categories."""
+
+    def __init__(self, dep: Deployment, matmul_peak: float) -> None:
+        self.bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.mem_efficiency
+        self.matmul_peak = matmul_peak * dep.compute_efficiency
+        self.attn_peak = dep.hardware.peak_for("bf16") * dep.compute_efficiency
+        self.compute = self.weights = self.kv = 0.0
+
+    def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
+        compute_s = flops / (self.attn_peak if kv else self.matmul_peak)
+        memory_s = nbytes / self.bw
+        is_compute = compute_s > memory_s
+        self.compute = self.compute + np.where(is_compute, compute_s, 0.0)
+        if kv:
+            self.kv = self.kv + np.where(is_compute, 0.0, memory_s)
+        else:
+            self.weights = self.weights + np.where(is_compute, 0.0, memory_s)
+
+
+def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:
+    """Seconds on the scale-up (or scale-out) link for one forward pass over ``tokens`` tokens.
+
+    ep: a dispatch and a combine all-to-all per MoE layer, each sending the busiest GPU's
+        tokens' activations to k experts, (1 - 1/G) of them remote: 2 * L_moe * b * k * d * (1 - 1/G) bytes.
+    tp: an all-reduce after attention and after the FFN of each block (a third for cross-attention),
+        ring cost 2 (G-1)/G * B * d bytes each; dp-tp: one per block (around the FFN only).
+    Activations are ACTIVATION_BYTES each; time = bytes / the deployment's link bandwidth.
+    """
+    g = dep.gpus
+    comm = np.zeros(np.broadcast(tokens, tokens_on_busiest_gpu).shape)
+    if profile.is_moe and dep.layout == "ep":
+        per_gpu_out = tokens_on_busiest_gpu * profile.top_k * profile.d_model * (1 - 1 / g) * ACTIVATION_BYTES
+        comm = comm + 2 * profile.moe_layers * per_gpu_out / dep.link_bytes_per_s
+    if g > 1 and dep.layout != "ep":
+        reductions = profile.n_blocks if data_parallel_attention(dep) else profile.allreduces_per_step
+        comm = comm + reductions * 2 * (g - 1) / g * tokens * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
+    return comm
+
+
+def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object) -> StepTime:
+    """Seconds for one decode step of ``batch`` sequences at ``context_tokens`` each."""
+    ctx = check_context(context_tokens)
+    b_total = np.asarray(batch, dtype=float)
+    g = dep.gpus
+    w = dep.weight_bytes
+    dp = data_parallel_attention(dep)
+    b_attn = np.ceil(b_total / g) if dp else b_total  # sequences whose attention the busiest GPU computes
+    shard = 1.0 if dp else 1.0 / g  # share of attention-side weights and FLOPs per GPU
+    roof = _Roofline(dep, dep.hardware.peak_for(dep.weight_dtype))
+
+    roof.add(2 * profile.proj_params * b_attn * shard, profile.proj_params * w * shard)
+    roof.add(2 * profile.head_params * b_attn * shard, profile.head_params * w * shard)
+    kv_bytes = b_attn * profile.kv_values_per_token * dep.kv_bytes * ctx / kv_split(profile, dep)
+    roof.add(b_attn * profile.attn_flops_per_context_token * ctx * shard, kv_bytes, kv=True)
+
+    ffn_replicated = dep.layout == "ep"
+    b_ffn, ffn_shard = (b_attn, 1.0) if ffn_replicated else (b_total, 1.0 / g)
+    for params in (profile.dense_ffn_params, profile.shared_params):
+        roof.add(2 * params * b_ffn * ffn_shard, params * w * ffn_shard)
+
+    if profile.is_moe:
+        expert = profile.routed_params / profile.n_experts  # one expert, all MoE layers
+        if dep.layout == "ep":
+            load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
+            slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
+            roof.add(2 * expert * load * slice_, expert * w * touched * slice_)
+        else:
+            phi = fraction_streamed(b_total, profile.n_experts, profile.top_k, dep.routing_skew)
+            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g, profile.routed_params * w * phi / g)
+    comm = link_time_s(profile, dep, b_total, b_attn) if dep.include_comm else np.zeros_like(b_total)
+    if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
+        comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)
+    shape = np.broadcast(roof.compute, roof.weights, roof.kv, comm, b_total, ctx).shape
+    return StepTime(
+        compute_s=np.broadcast_to(roof.compute, shape),
+        weights_s=np.broadcast_to(roof.weights, shape),
+        kv_s=np.broadcast_to(roof.kv, shape),
+        comm_s=np.broadcast_to(comm, shape),
+        overhead_s=np.full(shape, dep.step_overhead_s),
+    )
+
+
+def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object | None = None) -> DecodeResult:
+    """Decode throughput at the given batch, or at the largest admissible batch when ``batch`` is None."""
+    budget = hbm_budget(profile, dep, context_tokens)
+    if batch is None:
+        b = budget.max_batch
+        reason = budget.reason
+    else:
+        b = np.asarray(batch, dtype=float)
+        if not np.all(np.isfinite(b)) or np.any(b < 1):
+            raise QsError(f"must be a whole number of sequences >= 1, got {batch!r}", field="batch")
+        reason = np.where(budget.reason != FEASIBLE, budget.reason, np.where(b > budget.max_batch, BATCH_TOO_LARGE, FEASIBLE))
+    b, max_batch, reason = np.broadcast_arrays(b, budget.max_batch, reason)
+    step = step_time(profile, dep, context_tokens, np.maximum(b, 1.0))
+    shape = step.total_s.shape
+    return DecodeResult(
+        batch=np.broadcast_to(b, shape),
+        max_batch=np.broadcast_to(max_batch, shape),
+        reason=np.broadcast_to(reason, shape),
+        step=step,
+        gpus=dep.gpus,
+    )

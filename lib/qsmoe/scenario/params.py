@@ -1,0 +1,229 @@
+"""Parameter sets: the flat mapping of assumptions every chapter is executed with.
+
+A parameter set is a YAML file (``data/params/default.yaml`` is the reference)
+holding one flat mapping.  ``name`` names the set; every other key is a value
+handed to each chapter notebook as a papermill parameter.
+
+Overrides (``--set key=value``) are parsed with YAML rules, must name a key of
+the base set and must keep the type family of the base value
+(number / int / bool / str / list).  A set with overrides gets the slug
+``<base-name>-<hash>`` so its build never overwrites the base set's build.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from qsmoe import DATA_DIR
+from qsmoe.errors import QsError
+from qsmoe.specs.fileio import load_mapping
+
+#: The reference parameter set.
+DEFAULT_PARAMS_PATH = DATA_DIR / "params" / "default.yaml"
+
+#: Keys of a parameter file that are not chapter parameters.
+NAME_KEY = "name"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _family(value: Any) -> str:
+    """The type family a value belongs to, for override checking."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _compatible(default: Any, value: Any) -> bool:
+    """Whether ``value`` may replace ``default`` (ints may stand in for numbers)."""
+    want, got = _family(default), _family(value)
+    if want == got:
+        return True
+    return want == "number" and got == "int"
+
+
+def _check_finite(value: Any, source: str, key: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise QsError(f"expected a finite number, got {value!r}", source=source, field=key)
+    if isinstance(value, list):
+        for item in value:
+            _check_finite(item, source, key)
+
+
+def _normalize(values: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any]:
+    """Whole numbers given where the reference holds a float become floats (stable hashes)."""
+    out = dict(values)
+    for key, value in out.items():
+        if _family(reference.get(key)) == "number" and _family(value) == "int":
+            out[key] = float(value)
+    return out
+
+
+def _canonical(values: Mapping[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    """One named parameter set.
+
+    ``values`` holds every chapter parameter (all keys of the file except ``name``).
+    ``overrides`` lists the keys changed by ``--set`` (empty for a plain file).
+    """
+
+    name: str
+    values: dict[str, Any]
+    path: Path | None = None
+    overrides: tuple[str, ...] = field(default=())
+
+    @property
+    def hash(self) -> str:
+        """First 12 hex digits of the sha256 of the canonical JSON of ``values``."""
+        return hashlib.sha256(_canonical(self.values).encode("ascii")).hexdigest()[:12]
+
+    @property
+    def slug(self) -> str:
+        """Folder name of this set's build: the name, or ``<name>-<hash>`` with overrides."""
+        return f"{self.name}-{self.hash}" if self.overrides else self.name
+
+    def papermill_parameters(self) -> dict[str, Any]:
+        """Every value plus the set's name and hash, as papermill parameters."""
+        params = dict(self.values)
+        params["param_set_name"] = self.name
+        params["param_set_hash"] = self.hash
+        return params
+
+    def with_overrides(self, assignments: Iterable[str]) -> "ParamSet":
+        """A new set with ``key=value`` assignments applied (values parsed as YAML)."""
+        return apply_overrides(self, assignments)
+
+
+def validate(values: Mapping[str, Any], *, source: str = "parameters", reference: Mapping[str, Any] | None = None) -> None:
+    """Check a parameter mapping; raise QsError naming the source, key and value.
+
+    Checks key presence and type families against ``reference`` (the default set, when
+    not given), then the physics ranges (qsmoe.scenario.compare.check_values).
+    """
+    if reference is None:
+        reference = _default_values()
+    for key, value in values.items():
+        _check_finite(value, source, key)
+    missing = sorted(set(reference) - set(values))
+    if missing:
+        raise QsError(f"missing key(s): {', '.join(missing)}", source=source)
+    unknown = sorted(set(values) - set(reference))
+    if unknown:
+        known = ", ".join(sorted(reference))
+        raise QsError(f"unknown key(s): {', '.join(unknown)} (known: {known})", source=source)
+    for key, default in reference.items():
+        value = values[key]
+        if not _compatible(default, value):
+            raise QsError(
+                f"expected {_family(default)} like {default!r}, got {_family(value)} {value!r}",
+                source=source,
+                field=key,
+            )
+    from qsmoe.scenario.compare import check_values
+
+    try:
+        check_values(values)
+    except QsError as err:
+        raise QsError(str(err), source=source) from None
+
+
+_DEFAULT_CACHE: dict[str, Any] | None = None
+
+
+def _default_values() -> dict[str, Any]:
+    global _DEFAULT_CACHE
+    if _DEFAULT_CACHE is None:
+        data = load_mapping(DEFAULT_PARAMS_PATH)
+        data.pop(NAME_KEY, None)
+        _DEFAULT_CACHE = data
+    return dict(_DEFAULT_CACHE)
+
+
+def _split_name(data: dict[str, Any], source: str) -> str:
+    name = data.pop(NAME_KEY, None)
+    if name is None:
+        raise QsError("missing", source=source, field=NAME_KEY)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise QsError(
+            f"expected a name of letters, digits, '.', '_' or '-', got {name!r}", source=source, field=NAME_KEY
+        )
+    return name
+
+
+def load_params(path: str | Path | None = None) -> ParamSet:
+    """Load and validate a parameter file (the default set when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_PARAMS_PATH
+    data = load_mapping(path)
+    source = str(path)
+    name = _split_name(data, source)
+    reference = data if path.resolve() == DEFAULT_PARAMS_PATH.resolve() else _default_values()
+    validate(data, source=source, reference=reference)
+    return ParamSet(name=name, values=_normalize(data, reference), path=path)
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Split ``key=value`` and parse the value with YAML rules."""
+    if "=" not in text:
+        raise QsError(f"expected key=value, got {text!r}", source="--set")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise QsError(f"expected key=value, got {text!r}", source="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise QsError(f"cannot parse value {raw!r} as YAML", source="--set", field=key) from None
+    return key, value
+
+
+def apply_overrides(base: ParamSet, assignments: Iterable[str]) -> ParamSet:
+    """Apply ``key=value`` overrides to ``base``; each key must exist with a compatible type."""
+    values = dict(base.values)
+    changed: list[str] = list(base.overrides)
+    for text in assignments:
+        key, value = parse_assignment(text)
+        if key == NAME_KEY:
+            raise QsError("the set's name cannot be overridden; write a parameter file instead", source="--set", field=key)
+        if key not in values:
+            known = ", ".join(sorted(values))
+            raise QsError(f"unknown key (known: {known})", source="--set", field=key)
+        _check_finite(value, "--set", key)
+        if not _compatible(values[key], value):
+            raise QsError(
+                f"expected {_family(values[key])} like {values[key]!r}, got {_family(value)} {value!r}",
+                source="--set",
+                field=key,
+            )
+        values[key] = float(value) if _family(values[key]) == "number" else value
+        if key not in changed:
+            changed.append(key)
+    validate(values, source="--set", reference=base.values)
+    return ParamSet(name=base.name, values=values, path=base.path, overrides=tuple(changed))
+
+
+def resolve(params_file: str | Path | None = None, assignments: Iterable[str] = ()) -> ParamSet:
+    """Load a parameter file (default set if None) and apply ``--set`` overrides."""
+    pset = load_params(params_file)
+    assignments = list(assignments)
+    return apply_overrides(pset, assignments) if assignments else pset

@@ -1,0 +1,83 @@
+"""Accelerator specs (per GPU) and their loader (``data/hardware/<id>.yaml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from qsmoe import DATA_DIR
+from qsmoe.specs.dtypes import COMPUTE_FORMAT
+from qsmoe.errors import QsError
+from qsmoe.specs.fileio import Fields, load_mapping
+
+HARDWARE_DIR = DATA_DIR / "hardware"
+PEAK_FORMATS = ("bf16", "fp8", "fp4")
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """Datasheet figures for one GPU: capacity, bandwidths, dense peaks."""
+
+    id: str
+    name: str
+    vendor: str
+    hbm_bytes: float
+    hbm_bandwidth_bytes_per_s: float
+    peak_flops_per_s: dict[str, float] = field(default_factory=dict)
+    link_bytes_per_s: float = 0.0
+    domain_size: int = 8
+    source: str = ""
+
+    def peak_for(self, weight_dtype: str) -> float:
+        """Dense peak FLOP/s for GEMMs on weights stored as ``weight_dtype``.
+
+        Formats without native support run at the widest supported lower
+        precision (weights dequantised on the fly): fp4 -> fp8 -> bf16.
+        """
+        fmt = COMPUTE_FORMAT.get(weight_dtype, weight_dtype)
+        for candidate in PEAK_FORMATS[PEAK_FORMATS.index(fmt) :: -1]:
+            if candidate in self.peak_flops_per_s:
+                return self.peak_flops_per_s[candidate]
+        raise QsError(f"no bf16 peak given for {self.id}", source=self.source, field="peak_flops_per_s")
+
+
+def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
+    f = Fields(data, source)
+    peaks_f = f.section("peak_flops_per_s")
+    peaks = {fmt: peaks_f.number(fmt) for fmt in PEAK_FORMATS if peaks_f.has(fmt)}
+    if "bf16" not in peaks:
+        raise peaks_f.error("bf16", "missing")
+    link = f.section("scaleup")
+    return HardwareSpec(
+        id=f.string("id"),
+        name=f.string("name", f.string("id")),
+        vendor=f.string("vendor", ""),
+        hbm_bytes=f.number("hbm_bytes"),
+        hbm_bandwidth_bytes_per_s=f.number("hbm_bandwidth_bytes_per_s"),
+        peak_flops_per_s=peaks,
+        link_bytes_per_s=link.number("link_bytes_per_s"),
+        domain_size=link.integer("domain_size"),
+        source=source,
+    )
+
+
+def available_hardware() -> list[str]:
+    return sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
+
+
+def load_hardware(id_or_path: str | Path) -> HardwareSpec:
+    """Load a shipped accelerator by id, or a YAML file of the same schema."""
+    text = str(id_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json"):
+        return spec_from_mapping(load_mapping(path), str(path))
+    return _shipped_hardware(text)
+
+
+@lru_cache(maxsize=None)
+def _shipped_hardware(hardware_id: str) -> HardwareSpec:
+    """An accelerator from data/hardware/ (cached per process)."""
+    candidate = HARDWARE_DIR / f"{hardware_id}.yaml"
+    if not candidate.is_file():
+        raise QsError(f"unknown hardware {hardware_id!r} (known: {', '.join(available_hardware())})", field="hardware")
+    return spec_from_mapping(load_mapping(candidate), str(candidate.relative_to(DATA_DIR.parent)))
