@@ -39,6 +39,8 @@ from qsmoe import REPO_ROOT
 from qsmoe.errors import QsError
 from qsmoe.scenario.params import ParamSet
 
+#: The folder holding the qsmoe package, put first on the kernels' and Sphinx's import path.
+LIB_DIR = Path(__file__).resolve().parents[2]
 CHAPTERS_DIR = "chapters"
 BOOK_PAGES_DIR = "book"
 STATIC_FILES = ("_config.yml", "references.bib")
@@ -283,7 +285,7 @@ def _kernel_env(build_dir: Path) -> dict[str, str]:
     }
     _write_if_changed(spec_dir / "kernel.json", (json.dumps(spec, indent=1) + "\n").encode("utf-8"))
     env = dict(os.environ)
-    lib = str(Path(__file__).resolve().parents[1])
+    lib = str(LIB_DIR)
     env["PYTHONPATH"] = os.pathsep.join([lib, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env["JUPYTER_PATH"] = os.pathsep.join([str(kernels), *[p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]])
     env["PYTHONHASHSEED"] = "0"
@@ -477,7 +479,7 @@ def run_sphinx(build_dir: Path, partial: bool = False) -> Path:
     src, html, doctrees = build_dir / "src", build_dir / "html", build_dir / ".doctrees"
     code = "import sys; from qsmoe.book.build import _sphinx_main; sys.exit(_sphinx_main(*sys.argv[1:]))"
     env = dict(os.environ)
-    lib = str(Path(__file__).resolve().parents[1])
+    lib = str(LIB_DIR)
     env["PYTHONPATH"] = os.pathsep.join([lib, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env["PYTHONHASHSEED"] = "0"
     proc = subprocess.run(
