@@ -376,7 +376,7 @@ def test_bad_context_text_via_cli(capsys: pytest.CaptureFixture) -> None:
 def test_zero_gpus(capsys: pytest.CaptureFixture) -> None:
     from qsmoe.physics.deployment import Deployment
 
-    assert_cli_error(run_main(capsys, "decode", "--model", "deepseek-v3", "--context", "1024", "--gpus", "0"), "--gpus", "'0'")
+    assert_cli_error(run_main(capsys, "decode", "--model", "deepseek-v3", "--context", "1024", "--gpus", "0"), "--gpus", "got 0")
     with pytest.raises(QsError) as err:
         Deployment(load_hardware("h200"), gpus=0)
     assert err.value.field == "gpus" and "0" in str(err.value)

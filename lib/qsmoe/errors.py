@@ -9,6 +9,7 @@ class QsError(ValueError):
     """
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        self.message = message
         self.source = source
         self.field = field
         parts = []

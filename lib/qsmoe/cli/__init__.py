@@ -13,7 +13,7 @@ from qsmoe.errors import QsError
 from qsmoe.cli.bench import add_bench_parser
 from qsmoe.cli.book import add_book_parser
 from qsmoe.cli.commands import add_model_parsers, add_performance_parsers
-from qsmoe.cli.common import _Parser
+from qsmoe.cli.common import ERROR_PREFIX, _Parser
 from qsmoe.cli.validation import add_validation_parsers
 
 
@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except QsError as err:
-        print(f"qsmoe: error: {err}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{ERROR_PREFIX}interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

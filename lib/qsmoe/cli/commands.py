@@ -10,6 +10,7 @@ from typing import Any
 
 from qsmoe.physics.accounting import kv_bytes_per_token, summarize
 from qsmoe.cli.common import emit, parse_tokens, positive_float, positive_int
+from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.scenario.compare import compare, dense_layout_for, deployment_from, scenario
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import LAYOUTS
@@ -17,9 +18,7 @@ from qsmoe.specs.dtypes import BYTES_PER_VALUE
 from qsmoe.errors import QsError
 from qsmoe.specs.hardware import available_hardware, load_hardware
 from qsmoe.specs.models import available_models, load_model
-from qsmoe.scenario.params import resolve
 from qsmoe.physics.profile import profile_of
-from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES
 
 DTYPES = tuple(sorted(BYTES_PER_VALUE))
 
@@ -56,9 +55,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_hardware(args: argparse.Namespace) -> int:
     specs = [load_hardware(hid) for hid in available_hardware()]
-    rows = [{"id": h.id, "name": h.name, "hbm_bytes": h.hbm_bytes, "hbm_bandwidth_bytes_per_s": h.hbm_bandwidth_bytes_per_s, "peak_flops_per_s": h.peak_flops_per_s, "link_bytes_per_s": h.link_bytes_per_s, "domain_size": h.domain_size} for h in specs]
-    lines = [f"{'id':<15} {'HBM':>7} {'TB/s':>6} {'bf16 TF/s':>10}  name"]
-    lines += [f"{h.id:<15} {h.hbm_bytes / 1e9:>6.0f}G {h.hbm_bandwidth_bytes_per_s / 1e12:>6.2f} {h.peak_flops_per_s['bf16'] / 1e12:>10.0f}  {h.name}" for h in specs]
+    rows = [{"id": h.id, "name": h.name, "aliases": list(h.aliases), "hbm_bytes": h.hbm_bytes, "hbm_bandwidth_bytes_per_s": h.hbm_bandwidth_bytes_per_s, "peak_flops_per_s": h.peak_flops_per_s, "link_bytes_per_s": h.link_bytes_per_s, "domain_size": h.domain_size} for h in specs]
+    lines = [f"{'id':<15} {'HBM':>7} {'TB/s':>6} {'bf16 TF/s':>10}  {'name':<30} aliases"]
+    lines += [f"{h.id:<15} {h.hbm_bytes / 1e9:>6.0f}G {h.hbm_bandwidth_bytes_per_s / 1e12:>6.2f} {h.peak_flops_per_s['bf16'] / 1e12:>10.0f}  {h.name:<30} {', '.join(h.aliases)}" for h in specs]
     emit(rows, args.json, "\n".join(lines))
     return 0
 
@@ -85,29 +84,14 @@ def add_model_parsers(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_model)
 
 
-def _values(args: argparse.Namespace) -> dict[str, Any]:
-    """Parameter-set values with the deployment flags given on the command line applied."""
-    values = dict(resolve(args.params).values)
-    for flag, key in (("hardware", "hardware"), ("gpus", "gpus"), ("weight_dtype", "weight_dtype"), ("kv_dtype", "kv_dtype"), ("reserve", "reserve_fraction"), ("skew", "routing_skew")):
-        if getattr(args, flag, None) is not None:
-            values[key] = getattr(args, flag)
-    return values
-
-
-def _deployment_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", metavar="FILE", help="parameter set (default data/params/default.yaml)")
-    p.add_argument("--hardware", metavar="ID")
-    p.add_argument("--gpus", type=positive_int, metavar="N")
-    p.add_argument("--weight-dtype", choices=DTYPES)
-    p.add_argument("--kv-dtype", choices=DTYPES)
-    p.add_argument("--reserve", type=float, metavar="FRACTION", help="share of HBM reserved for activations and runtime")
-    p.add_argument("--skew", type=float, metavar="A", help="Zipf exponent of expert popularity")
+def _context_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=parse_tokens, required=True, metavar="L", help="tokens of context per sequence (e.g. 131072 or 128k)")
     p.add_argument("--json", action="store_true")
+    add_parameter_flags(p)
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    values = _values(args)
+    values = parameter_values(args)
     spec = load_model(args.model)
     profile = profile_of(spec)
     layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
@@ -124,10 +108,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    values = _values(args)
-    for flag, key in (("layout", "moe_layout"), ("dense_layout", "dense_layout"), ("dense_arch", "dense_arch"), ("q_rule", "q_rule")):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
+    values = parameter_values(args, moe_layout=args.layout)
     sc = scenario(values, args.model, args.q)
     r = compare(sc, args.context).record()
     r["context"] = args.context
@@ -144,22 +125,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def add_performance_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("decode", help="decode throughput of one model on one deployment")
     p.add_argument("--model", required=True, metavar="ID_OR_PATH")
-    p.add_argument("--layout", choices=LAYOUTS)
+    p.add_argument("--layout", choices=LAYOUTS, help="this model's layout (default: moe_layout for an MoE, dense_layout for a dense model)")
     batch = p.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=positive_int, metavar="B", help="sequences in the replica (default: the largest admissible)")
     batch.add_argument("--batch-per-gpu", type=positive_int, metavar="b")
-    _deployment_flags(p)
+    _context_flags(p)
     p.set_defaults(func=_cmd_decode)
 
     p = subparsers.add_parser("compare", help="an MoE against its quality-matched dense model")
     p.add_argument("--model", required=True, metavar="ID_OR_PATH")
-    p.add_argument("--layout", choices=LAYOUTS, help="the MoE's layout")
-    p.add_argument("--dense-layout", choices=LAYOUTS + ("auto",))
-    p.add_argument("--dense-arch", choices=DENSE_ARCHS)
-    q = p.add_mutually_exclusive_group()
-    q.add_argument("--q", type=positive_float, help="explicit quality-equivalence factor")
-    q.add_argument("--q-rule", choices=Q_RULES)
-    _deployment_flags(p)
+    p.add_argument("--layout", choices=LAYOUTS, help="alias of --moe-layout")
+    p.add_argument("--q", type=positive_float, help="explicit quality-equivalence factor (overrides --q-rule)")
+    _context_flags(p)
     p.set_defaults(func=_cmd_compare)
 
 

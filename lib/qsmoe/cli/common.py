@@ -5,6 +5,8 @@ import argparse
 import json
 from typing import Any, NoReturn
 
+#: How every error line of the command line starts.
+ERROR_PREFIX = "qsmoe: error: "
 MAX_CONTEXT_TOKENS = 1 << 30  # a billion tokens: far beyond any model's window
 
 
@@ -12,7 +14,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"{ERROR_PREFIX}{command}{message}\n")
 
 
 def parse_tokens(text: str) -> int:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
-from qsmoe.cli.commands import DTYPES
 from qsmoe.cli.common import emit, positive_int
+from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.evidence.validation import GROUPS, load_measurements, validate
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.physics.profile import profile_of
 from qsmoe.physics.serve import serve_result
 from qsmoe.scenario.compare import dense_layout_for, deployment_from
-from qsmoe.scenario.params import resolve
 from qsmoe.specs.models import load_model
 
 
@@ -62,7 +61,7 @@ def validation_text(report: Mapping[str, Any]) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    values = dict(resolve(args.params).values)
+    values = parameter_values(args)
     rows = load_measurements(args.measurements)
     report = validate(values, rows, prefill_stalls=not args.no_prefill_stalls)
     emit(report, args.json, validation_text(report))
@@ -70,11 +69,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    values = dict(resolve(args.params).values)
-    values.update(hardware=args.hardware, gpus=args.gpus)
-    for flag in ("weight_dtype", "kv_dtype"):
-        if getattr(args, flag) is not None:
-            values[flag] = getattr(args, flag)
+    values = parameter_values(args)
     spec = load_model(args.model)
     profile = profile_of(spec)
     layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
@@ -98,21 +93,17 @@ def add_validation_parsers(subparsers: Any) -> None:
     """Register ``serve`` and ``validate`` on the qsmoe command line."""
     p = subparsers.add_parser("serve", help="end-to-end throughput of a static batch (prefill + decode)")
     p.add_argument("--model", required=True, metavar="ID_OR_PATH")
-    p.add_argument("--hardware", required=True, metavar="ID")
-    p.add_argument("--gpus", required=True, type=positive_int, metavar="N")
     p.add_argument("--input-len", required=True, type=positive_int, metavar="I", help="prompt tokens per request")
     p.add_argument("--output-len", required=True, type=positive_int, metavar="O", help="output tokens per request")
     p.add_argument("--concurrency", type=positive_int, metavar="C", help="requests in the batch (default: the largest admissible at context I + O)")
-    p.add_argument("--layout", choices=LAYOUTS)
-    p.add_argument("--weight-dtype", choices=DTYPES)
-    p.add_argument("--kv-dtype", choices=DTYPES)
-    p.add_argument("--params", metavar="FILE", help="parameter set (default data/params/default.yaml)")
+    p.add_argument("--layout", choices=LAYOUTS, help="this model's layout (default: moe_layout for an MoE, dense_layout for a dense model)")
     p.add_argument("--json", action="store_true")
+    add_parameter_flags(p)
     p.set_defaults(func=_cmd_serve)
 
     p = subparsers.add_parser("validate", help="predict the published measurements, calibrate on the fit rows, judge the rest")
-    p.add_argument("--params", metavar="FILE", help="parameter set (default data/params/default.yaml)")
     p.add_argument("--measurements", metavar="CSV", help="measurement table (default data/measured/measurements.csv)")
     p.add_argument("--no-prefill-stalls", action="store_true", help="predict serving-benchmark ITL/TPOT rows as pure decode steps")
     p.add_argument("--json", action="store_true")
+    add_parameter_flags(p)
     p.set_defaults(func=_cmd_validate)

@@ -115,11 +115,12 @@ class ParamSet:
         return apply_overrides(self, assignments)
 
 
-def validate(values: Mapping[str, Any], *, source: str = "parameters", reference: Mapping[str, Any] | None = None) -> None:
+def validate(values: Mapping[str, Any], *, source: str = "parameters", reference: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None) -> None:
     """Check a parameter mapping; raise QsError naming the source, key and value.
 
     Checks key presence and type families against ``reference`` (the default set, when
-    not given), then the physics ranges (qsmoe.scenario.compare.check_values).
+    not given), then the physics ranges (qsmoe.scenario.compare.check_values). An error about
+    a key in ``labels`` names that label (e.g. the command-line flag that set it) as its source.
     """
     if reference is None:
         reference = _default_values()
@@ -145,7 +146,7 @@ def validate(values: Mapping[str, Any], *, source: str = "parameters", reference
     try:
         check_values(values)
     except QsError as err:
-        raise QsError(str(err), source=source) from None
+        raise QsError(err.message, source=(labels or {}).get(err.field, source), field=err.field) from None
 
 
 _DEFAULT_CACHE: dict[str, Any] | None = None
@@ -197,33 +198,39 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(base: ParamSet, assignments: Iterable[str]) -> ParamSet:
-    """Apply ``key=value`` overrides to ``base``; each key must exist with a compatible type."""
+def apply_overrides(base: ParamSet, assignments: Iterable[str], labels: Mapping[str, str] | None = None) -> ParamSet:
+    """Apply ``key=value`` overrides to ``base``; each key must exist with a compatible type.
+
+    Errors name ``--set`` as their source, or ``labels[key]`` (e.g. the flag ``--gpus``) for
+    a key given there."""
+    labels = labels or {}
     values = dict(base.values)
     changed: list[str] = list(base.overrides)
     for text in assignments:
         key, value = parse_assignment(text)
+        label = labels.get(key, "--set")
         if key == NAME_KEY:
-            raise QsError("the set's name cannot be overridden; write a parameter file instead", source="--set", field=key)
+            raise QsError("the set's name cannot be overridden; write a parameter file instead", source=label, field=key)
         if key not in values:
             known = ", ".join(sorted(values))
-            raise QsError(f"unknown key (known: {known})", source="--set", field=key)
-        _check_finite(value, "--set", key)
+            raise QsError(f"unknown key (known: {known})", source=label, field=key)
+        _check_finite(value, label, key)
         if not _compatible(values[key], value):
             raise QsError(
                 f"expected {_family(values[key])} like {values[key]!r}, got {_family(value)} {value!r}",
-                source="--set",
+                source=label,
                 field=key,
             )
         values[key] = float(value) if _family(values[key]) == "number" else value
         if key not in changed:
             changed.append(key)
-    validate(values, source="--set", reference=base.values)
+    validate(values, source="--set", reference=base.values, labels=labels)
     return ParamSet(name=base.name, values=values, path=base.path, overrides=tuple(changed))
 
 
-def resolve(params_file: str | Path | None = None, assignments: Iterable[str] = ()) -> ParamSet:
-    """Load a parameter file (default set if None) and apply ``--set`` overrides."""
+def resolve(params_file: str | Path | None = None, assignments: Iterable[str] = (), labels: Mapping[str, str] | None = None) -> ParamSet:
+    """Load a parameter file (default set if None) and apply ``--set`` overrides
+    (``labels``: see :func:`apply_overrides`)."""
     pset = load_params(params_file)
     assignments = list(assignments)
-    return apply_overrides(pset, assignments) if assignments else pset
+    return apply_overrides(pset, assignments, labels) if assignments else pset

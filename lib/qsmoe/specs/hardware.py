@@ -26,6 +26,7 @@ class HardwareSpec:
     peak_flops_per_s: dict[str, float] = field(default_factory=dict)
     link_bytes_per_s: float = 0.0
     domain_size: int = 8
+    aliases: tuple[str, ...] = ()
     source: str = ""
 
     def peak_for(self, weight_dtype: str) -> float:
@@ -57,12 +58,33 @@ def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
         peak_flops_per_s=peaks,
         link_bytes_per_s=link.number("link_bytes_per_s"),
         domain_size=link.integer("domain_size"),
+        aliases=tuple(_aliases(f)),
         source=source,
     )
 
 
+def _aliases(f: Fields) -> list[str]:
+    names = f.raw("aliases", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise f.error("aliases", f"expected a list of names, got {names!r}")
+    return names
+
+
 def available_hardware() -> list[str]:
+    """Ids of the accelerators shipped in data/hardware/, sorted."""
     return sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=1)
+def hardware_aliases() -> dict[str, str]:
+    """{alias: shipped id} from the ``aliases`` lists of the shipped files (e.g. h100 -> h100-sxm)."""
+    table: dict[str, str] = {}
+    for hardware_id in available_hardware():
+        for alias in _shipped_hardware(hardware_id).aliases:
+            if alias in table or alias in available_hardware():
+                raise QsError(f"alias {alias!r} names two accelerators", source=f"data/hardware/{hardware_id}.yaml", field="aliases")
+            table[alias] = hardware_id
+    return table
 
 
 def load_hardware(id_or_path: str | Path) -> HardwareSpec:
@@ -71,7 +93,7 @@ def load_hardware(id_or_path: str | Path) -> HardwareSpec:
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json"):
         return spec_from_mapping(load_mapping(path), str(path))
-    return _shipped_hardware(text)
+    return _shipped_hardware(text if text in available_hardware() else hardware_aliases().get(text, text))
 
 
 @lru_cache(maxsize=None)
@@ -79,5 +101,6 @@ def _shipped_hardware(hardware_id: str) -> HardwareSpec:
     """An accelerator from data/hardware/ (cached per process)."""
     candidate = HARDWARE_DIR / f"{hardware_id}.yaml"
     if not candidate.is_file():
-        raise QsError(f"unknown hardware {hardware_id!r} (known: {', '.join(available_hardware())})", field="hardware")
+        known = ", ".join(available_hardware())
+        raise QsError(f"unknown hardware {hardware_id!r} (known: {known}; aliases: {', '.join(sorted(hardware_aliases()))})", field="hardware")
     return spec_from_mapping(load_mapping(candidate), str(candidate.relative_to(DATA_DIR.parent)))
