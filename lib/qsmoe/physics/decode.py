@@ -11,7 +11,7 @@ where T_comm is the TP all-reduce or EP all-to-all time over the scale-up link (
 
 and throughput is B / T tokens/s (one new token per sequence per step). Groups:
 attention projections (with routers and norms), attention over the KV cache (MLA/GQA core,
-computed in bf16), dense FFN, shared experts, routed experts (only the experts the batch
+computed at the peak of ``attention_dtype``), dense FFN, shared experts, routed experts (only the experts the batch
 touches are read: reuse fragmentation, ``routing``), and the LM head.
 Every function broadcasts over NumPy arrays of contexts, batches and profile fields.
 """
@@ -102,7 +102,7 @@ class _Roofline:
     def __init__(self, dep: Deployment, matmul_peak: float) -> None:
         self.bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.mem_efficiency
         self.matmul_peak = matmul_peak * dep.compute_efficiency
-        self.attn_peak = dep.hardware.peak_for("bf16") * dep.compute_efficiency
+        self.attn_peak = dep.hardware.peak_for(dep.attention_dtype) * dep.compute_efficiency
         self.compute = self.weights = self.kv = 0.0
 
     def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:

@@ -14,6 +14,7 @@ from qsmoe.specs.hardware import HardwareSpec
 #:     KV cannot be split by heads).
 LAYOUTS = ("tp", "ep", "dp-tp")
 ACTIVATION_BYTES = 2.0  # activations cross the links in bf16
+ATTENTION_DTYPES = ("bf16", "fp8")  # formats attention kernels run in (FlashMLA/FA2: bf16; FA3: also fp8)
 MAX_GPUS = 65536  # one model replica; far beyond any deployment the book considers
 
 
@@ -24,6 +25,7 @@ class Deployment:
     layout: str = "tp"
     weight_dtype: str = "fp8"
     kv_dtype: str = "bf16"
+    attention_dtype: str = "bf16"  # format of attention over the KV cache (its peak)
     reserve_fraction: float = 0.10
     mem_efficiency: float = 0.80
     compute_efficiency: float = 0.60
@@ -41,6 +43,8 @@ class Deployment:
             raise QsError(f"{self.layout!r} is not one of {', '.join(LAYOUTS)}", field="layout")
         bytes_per_value(self.weight_dtype, field="weight_dtype")
         bytes_per_value(self.kv_dtype, field="kv_dtype")
+        if self.attention_dtype not in ATTENTION_DTYPES:
+            raise QsError(f"{self.attention_dtype!r} is not one of {', '.join(ATTENTION_DTYPES)}", field="attention_dtype")
         if not 0 <= self.reserve_fraction < 1:
             raise QsError(f"must be in [0, 1), got {self.reserve_fraction!r}", field="reserve_fraction")
         for name in ("mem_efficiency", "compute_efficiency", "link_efficiency"):

@@ -94,7 +94,7 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     mm_compute = mm_flops / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
     mm_memory = weight_bytes_per_gpu(profile, dep) / bw
     attn_flops = c * profile.prefill_attn_flops_per_context_token * i * (i + 1) / 2 / g
-    attn_compute = attn_flops / (dep.hardware.peak_for("bf16") * eta_c)
+    attn_compute = attn_flops / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
     ways = g if data_parallel_attention(dep) else kv_split(profile, dep)
     attn_memory = tokens * profile.kv_values_per_token * dep.kv_bytes / ways / bw
     compute = np.where(mm_compute > mm_memory, mm_compute, 0.0) + np.where(attn_compute > attn_memory, attn_compute, 0.0)

@@ -22,7 +22,7 @@ from qsmoe.physics.profile import DecodeProfile, profile_of
 from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES, author_claim, dense_profile, estimate_q
 from qsmoe.physics.routing import fraction_streamed
 
-DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew")
+DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew")
 
 
 def _number(values: Mapping[str, Any], key: str) -> Any:

@@ -26,6 +26,7 @@ class HardwareSpec:
     peak_flops_per_s: dict[str, float] = field(default_factory=dict)
     link_bytes_per_s: float = 0.0
     domain_size: int = 8
+    scaleout_bytes_per_s: float = 0.0  # per GPU, one way, beyond the scale-up domain (0: none stated)
     aliases: tuple[str, ...] = ()
     source: str = ""
 
@@ -58,6 +59,7 @@ def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
         peak_flops_per_s=peaks,
         link_bytes_per_s=link.number("link_bytes_per_s"),
         domain_size=link.integer("domain_size"),
+        scaleout_bytes_per_s=f.section("scaleout").number("nic_bytes_per_s"),
         aliases=tuple(_aliases(f)),
         source=source,
     )
