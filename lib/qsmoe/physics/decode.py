@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsmoe.physics.deployment import ACTIVATION_BYTES, Deployment
+from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
-from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, check_context, data_parallel_attention, hbm_budget, kv_split
+from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, check_context, hbm_budget, kv_split
 from qsmoe.physics.profile import DecodeProfile
 from qsmoe.physics.routing import busiest_device_load, fraction_streamed
 
@@ -117,22 +117,18 @@ class _Roofline:
 
 
 def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:
-    """Seconds on the scale-up (or scale-out) link for one forward pass over ``tokens`` tokens.
+    """Seconds on the scale-up (or scale-out) link for one forward pass over ``tokens`` tokens:
+    sum over the layout's collectives of calls * bytes_per_call / the deployment's link bandwidth.
 
-    ep: a dispatch and a combine all-to-all per MoE layer, each sending the busiest GPU's
-        tokens' activations to k experts, (1 - 1/G) of them remote: 2 * L_moe * b * k * d * (1 - 1/G) bytes.
+    ep: a dispatch and a combine all-to-all per MoE layer, each b * k * d * (1 - 1/G) bytes
+        (the busiest GPU's tokens to k experts, (1 - 1/G) of them remote).
     tp: an all-reduce after attention and after the FFN of each block (a third for cross-attention),
         ring cost 2 (G-1)/G * B * d bytes each; dp-tp: one per block (around the FFN only).
-    Activations are ACTIVATION_BYTES each; time = bytes / the deployment's link bandwidth.
+    Activations are ``layouts.ACTIVATION_BYTES`` each (``layouts.Layout.collectives``).
     """
-    g = dep.gpus
     comm = np.zeros(np.broadcast(tokens, tokens_on_busiest_gpu).shape)
-    if profile.is_moe and dep.layout == "ep":
-        per_gpu_out = tokens_on_busiest_gpu * profile.top_k * profile.d_model * (1 - 1 / g) * ACTIVATION_BYTES
-        comm = comm + 2 * profile.moe_layers * per_gpu_out / dep.link_bytes_per_s
-    if g > 1 and dep.layout != "ep":
-        reductions = profile.n_blocks if data_parallel_attention(dep) else profile.allreduces_per_step
-        comm = comm + reductions * 2 * (g - 1) / g * tokens * profile.d_model * ACTIVATION_BYTES / dep.link_bytes_per_s
+    for coll in dep.parallelism.collectives(profile, dep.gpus, tokens, tokens_on_busiest_gpu):
+        comm = comm + coll.calls * coll.bytes_per_call / dep.link_bytes_per_s
     return comm
 
 
@@ -142,9 +138,9 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
     b_total = np.asarray(batch, dtype=float)
     g = dep.gpus
     w = dep.weight_bytes
-    dp = data_parallel_attention(dep)
-    b_attn = np.ceil(b_total / g) if dp else b_total  # sequences whose attention the busiest GPU computes
-    shard = 1.0 if dp else 1.0 / g  # share of attention-side weights and FLOPs per GPU
+    par = dep.parallelism
+    b_attn = par.attention_batch(b_total, g)  # sequences whose attention the busiest GPU computes
+    shard = par.attention_shard(g)  # share of attention-side weights and FLOPs per GPU
     roof = _Roofline(dep, dep.hardware.peak_for(dep.weight_dtype))
 
     roof.add(2 * profile.proj_params * b_attn * shard, profile.proj_params * w * shard)
@@ -152,14 +148,13 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
     kv_bytes = b_attn * profile.kv_values_per_token * dep.kv_bytes * ctx / kv_split(profile, dep)
     roof.add(b_attn * profile.attn_flops_per_context_token * ctx * shard, kv_bytes, kv=True)
 
-    ffn_replicated = dep.layout == "ep"
-    b_ffn, ffn_shard = (b_attn, 1.0) if ffn_replicated else (b_total, 1.0 / g)
+    b_ffn, ffn_shard = par.ffn_batch(b_total, b_attn), par.ffn_shard(g)
     for params in (profile.dense_ffn_params, profile.shared_params):
         roof.add(2 * params * b_ffn * ffn_shard, params * w * ffn_shard)
 
     if profile.is_moe:
         expert = profile.routed_params / profile.n_experts  # one expert, all MoE layers
-        if dep.layout == "ep":
+        if par.experts_sharded:
             load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
             slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
             roof.add(2 * expert * load * slice_, expert * w * touched * slice_)

@@ -9,12 +9,12 @@ with kv_seq_gpu = kv_bytes_per_token * L / split and split = h_kv / ceil(h_kv / 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.layouts import routed_share_per_gpu  # noqa: F401  (re-exported: part of the memory API)
 from qsmoe.errors import QsError
 from qsmoe.physics.profile import DecodeProfile
 
@@ -53,41 +53,20 @@ def check_context(context_tokens: object) -> np.ndarray:
 
 
 def data_parallel_attention(dep: Deployment) -> bool:
-    return dep.layout in ("ep", "dp-tp")
+    """Whether each GPU keeps whole sequences (the layout's ``data_parallel_attention``)."""
+    return dep.parallelism.data_parallel_attention
 
 
 def weight_bytes_per_gpu(profile: DecodeProfile, dep: Deployment) -> np.ndarray:
-    """Resident weights per GPU: sharded /G, except what the layout replicates.
-
-    tp: W/G.  ep: W_other + W_routed * ceil(E/G)/E (the GPU holding the most experts; when
-    G > E every expert is split over G/E GPUs and each holds W_routed/G).
-    dp-tp: W_attention + (W - W_attention)/G.
-    """
-    g = dep.gpus
-    w = dep.weight_bytes
-    if dep.layout == "tp":
-        params = profile.resident_params / g
-    elif dep.layout == "ep":
-        params = profile.resident_other_params + profile.resident_routed_params * routed_share_per_gpu(profile.n_experts, g)
-    else:
-        params = profile.resident_attention_params + (profile.resident_params - profile.resident_attention_params) / g
-    return np.asarray(params * w, dtype=float)
-
-
-def routed_share_per_gpu(n_experts: int, gpus: int) -> float:
-    """Share of the routed-expert weights on the fullest GPU under expert parallelism:
-    ceil(E/G)/E when G <= E, else 1/G (each expert split over G/E GPUs)."""
-    return math.ceil(n_experts / gpus) / n_experts if gpus <= n_experts else 1.0 / gpus
+    """Resident weight bytes on the fullest GPU: the layout's params_per_gpu x bytes per weight
+    (tp: W/G; ep: W_other + W_routed ceil(E/G)/E; dp-tp: W_attention + (W - W_attention)/G)."""
+    return np.asarray(dep.parallelism.params_per_gpu(profile, dep.gpus) * dep.weight_bytes, dtype=float)
 
 
 def kv_split(profile: DecodeProfile, dep: Deployment) -> float:
-    """Ways one sequence's KV cache is divided across GPUs: 1 under data-parallel attention;
-    under tp, h_kv / ceil(h_kv / G) for h_kv KV heads (the GPU with the most heads sets the
-    footprint; G > h_kv replicates heads, and MLA's single latent, h_kv = 1, is never split)."""
-    if data_parallel_attention(dep):
-        return 1.0
-    heads = profile.kv_head_split
-    return heads / math.ceil(heads / dep.gpus)
+    """Ways one sequence's KV cache is divided across GPUs (``Layout.kv_split``): 1 under
+    data-parallel attention; h_kv / ceil(h_kv / G) under tp."""
+    return dep.parallelism.kv_split(profile, dep.gpus)
 
 
 def hbm_budget(profile: DecodeProfile, dep: Deployment, context_tokens: object) -> HbmBudget:
@@ -96,7 +75,7 @@ def hbm_budget(profile: DecodeProfile, dep: Deployment, context_tokens: object) 
     free = dep.usable_hbm_bytes - weights
     kv_seq = profile.kv_values_per_token * dep.kv_bytes * np.maximum(ctx, 1.0) / kv_split(profile, dep)
     per_gpu = np.floor(np.maximum(free, 0.0) / kv_seq)
-    max_batch = per_gpu * dep.gpus if data_parallel_attention(dep) else per_gpu
+    max_batch = dep.parallelism.replica_batch(per_gpu, dep.gpus)
     reason = np.where(free <= 0, WEIGHTS_DO_NOT_FIT, np.where(max_batch < 1, NO_SEQUENCE_FITS, FEASIBLE))
     return HbmBudget(
         usable_bytes=dep.usable_hbm_bytes,

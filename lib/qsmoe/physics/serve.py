@@ -41,7 +41,7 @@ import numpy as np
 from qsmoe.physics.decode import BOUNDS, StepTime, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
-from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, data_parallel_attention, hbm_budget, kv_split, weight_bytes_per_gpu
+from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget, weight_bytes_per_gpu
 from qsmoe.physics.profile import DecodeProfile
 
 SERVE_BOUNDS = ("prefill",) + BOUNDS
@@ -64,7 +64,7 @@ def comm_time_s(profile: DecodeProfile, dep: Deployment, tokens: object) -> np.n
     b_total = np.asarray(tokens, dtype=float)
     if not dep.include_comm:
         return np.zeros_like(b_total)
-    busiest = np.ceil(b_total / dep.gpus) if data_parallel_attention(dep) else b_total
+    busiest = dep.parallelism.attention_batch(b_total, dep.gpus)
     return link_time_s(profile, dep, b_total, busiest)
 
 
@@ -95,7 +95,7 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     mm_memory = weight_bytes_per_gpu(profile, dep) / bw
     attn_flops = c * profile.prefill_attn_flops_per_context_token * i * (i + 1) / 2 / g
     attn_compute = attn_flops / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
-    ways = g if data_parallel_attention(dep) else kv_split(profile, dep)
+    ways = dep.parallelism.prefill_kv_ways(profile, g)
     attn_memory = tokens * profile.kv_values_per_token * dep.kv_bytes / ways / bw
     compute = np.where(mm_compute > mm_memory, mm_compute, 0.0) + np.where(attn_compute > attn_memory, attn_compute, 0.0)
     memory = np.where(mm_compute > mm_memory, 0.0, mm_memory) + np.where(attn_compute > attn_memory, 0.0, attn_memory)

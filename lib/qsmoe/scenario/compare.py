@@ -135,7 +135,7 @@ def scenario(values: Mapping[str, Any], model: str | None = None, q: float | Non
 
 def _replica_kv_bytes_per_sequence(profile: DecodeProfile, dep: Deployment, context: np.ndarray) -> np.ndarray:
     budget = hbm_budget(profile, dep, context)
-    return budget.kv_bytes_per_sequence_per_gpu * (dep.gpus if dep.layout == "tp" else 1)
+    return budget.kv_bytes_per_sequence_per_gpu * dep.parallelism.replica_kv_copies(dep.gpus)
 
 
 def inequality_terms(sc: Scenario, context: object, moe_batch: np.ndarray) -> dict[str, np.ndarray]:
