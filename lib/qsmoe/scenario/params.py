@@ -8,6 +8,9 @@ Overrides (``--set key=value``) are parsed with YAML rules, must name a key of
 the base set and must keep the type family of the base value
 (number / int / bool / str / list).  A set with overrides gets the slug
 ``<base-name>-<hash>`` so its build never overwrites the base set's build.
+
+The hash covers the values and the content of every file they name (a hardware or model
+given as a path), so editing such a file gives another hash.
 """
 from __future__ import annotations
 
@@ -19,11 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
-from qsmoe.specs.fileio import load_mapping
+from qsmoe.specs.fileio import excerpt, load_mapping, parse_yaml, read_text
 
 #: The reference parameter set.
 DEFAULT_PARAMS_PATH = DATA_DIR / "params" / "default.yaml"
@@ -31,7 +32,10 @@ DEFAULT_PARAMS_PATH = DATA_DIR / "params" / "default.yaml"
 #: Keys of a parameter file that are not chapter parameters.
 NAME_KEY = "name"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Keys whose values name a shipped id or a file (whose content then enters the hash).
+FILE_KEYS = ("hardware", "models", "headline_model")
+_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _family(value: Any) -> str:
@@ -61,7 +65,7 @@ def _compatible(default: Any, value: Any) -> bool:
 
 def _check_finite(value: Any, source: str, key: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise QsError(f"expected a finite number, got {value!r}", source=source, field=key)
+        raise QsError(f"expected a finite number, got {excerpt(value)}", source=source, field=key)
     if isinstance(value, list):
         for item in value:
             _check_finite(item, source, key)
@@ -80,23 +84,40 @@ def _canonical(values: Mapping[str, Any]) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+def referenced_files(values: Mapping[str, Any]) -> dict[str, str]:
+    """{path: sha256 of its bytes} for every value of :data:`FILE_KEYS` that names a file
+    (a ``.yaml``/``.yml``/``.json`` suffix, or an existing file) rather than a shipped id."""
+    digests: dict[str, str] = {}
+    for key in FILE_KEYS:
+        items = values.get(key)
+        for item in items if isinstance(items, list) else [items]:
+            if isinstance(item, str) and (Path(item).suffix in _FILE_SUFFIXES or Path(item).is_file()):
+                digests[item] = hashlib.sha256(read_text(item).encode("utf-8")).hexdigest()
+    return digests
+
+
 @dataclass(frozen=True)
 class ParamSet:
     """One named parameter set.
 
     ``values`` holds every chapter parameter (all keys of the file except ``name``).
     ``overrides`` lists the keys changed by ``--set`` (empty for a plain file).
+    ``files`` holds the sha256 of every file the values name (:func:`referenced_files`),
+    read when the set was loaded.
     """
 
     name: str
     values: dict[str, Any]
     path: Path | None = None
     overrides: tuple[str, ...] = field(default=())
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:
-        """First 12 hex digits of the sha256 of the canonical JSON of ``values``."""
-        return hashlib.sha256(_canonical(self.values).encode("ascii")).hexdigest()[:12]
+        """First 12 hex digits of the sha256 of the canonical JSON of ``values`` (with the
+        ``files`` digests beside them when the set names files)."""
+        content = {"values": self.values, "files": self.files} if self.files else self.values
+        return hashlib.sha256(_canonical(content).encode("ascii")).hexdigest()[:12]
 
     @property
     def slug(self) -> str:
@@ -137,7 +158,7 @@ def validate(values: Mapping[str, Any], *, source: str = "parameters", reference
         value = values[key]
         if not _compatible(default, value):
             raise QsError(
-                f"expected {_family(default)} like {default!r}, got {_family(value)} {value!r}",
+                f"expected {_family(default)} like {excerpt(default)}, got {_family(value)} {excerpt(value)}",
                 source=source,
                 field=key,
             )
@@ -146,7 +167,7 @@ def validate(values: Mapping[str, Any], *, source: str = "parameters", reference
     try:
         check_values(values)
     except QsError as err:
-        raise QsError(err.message, source=(labels or {}).get(err.field, source), field=err.field) from None
+        raise QsError(err.message, source=err.source or (labels or {}).get(err.field, source), field=err.field) from None
 
 
 _DEFAULT_CACHE: dict[str, Any] | None = None
@@ -167,7 +188,7 @@ def _split_name(data: dict[str, Any], source: str) -> str:
         raise QsError("missing", source=source, field=NAME_KEY)
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise QsError(
-            f"expected a name of letters, digits, '.', '_' or '-', got {name!r}", source=source, field=NAME_KEY
+            f"expected a name of at most 64 letters, digits, '.', '_' or '-', got {excerpt(name)}", source=source, field=NAME_KEY
         )
     return name
 
@@ -180,22 +201,19 @@ def load_params(path: str | Path | None = None) -> ParamSet:
     name = _split_name(data, source)
     reference = data if path.resolve() == DEFAULT_PARAMS_PATH.resolve() else _default_values()
     validate(data, source=source, reference=reference)
-    return ParamSet(name=name, values=_normalize(data, reference), path=path)
+    values = _normalize(data, reference)
+    return ParamSet(name=name, values=values, path=path, files=referenced_files(values))
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Split ``key=value`` and parse the value with YAML rules."""
     if "=" not in text:
-        raise QsError(f"expected key=value, got {text!r}", source="--set")
+        raise QsError(f"expected key=value, got {excerpt(text)}", source="--set")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise QsError(f"expected key=value, got {text!r}", source="--set")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise QsError(f"cannot parse value {raw!r} as YAML", source="--set", field=key) from None
-    return key, value
+        raise QsError(f"expected key=value, got {excerpt(text)}", source="--set")
+    return key, parse_yaml(raw, "--set", key) if raw.strip() else ""
 
 
 def apply_overrides(base: ParamSet, assignments: Iterable[str], labels: Mapping[str, str] | None = None) -> ParamSet:
@@ -217,7 +235,7 @@ def apply_overrides(base: ParamSet, assignments: Iterable[str], labels: Mapping[
         _check_finite(value, label, key)
         if not _compatible(values[key], value):
             raise QsError(
-                f"expected {_family(values[key])} like {values[key]!r}, got {_family(value)} {value!r}",
+                f"expected {_family(values[key])} like {excerpt(values[key])}, got {_family(value)} {excerpt(value)}",
                 source=label,
                 field=key,
             )
@@ -225,7 +243,7 @@ def apply_overrides(base: ParamSet, assignments: Iterable[str], labels: Mapping[
         if key not in changed:
             changed.append(key)
     validate(values, source="--set", reference=base.values, labels=labels)
-    return ParamSet(name=base.name, values=values, path=base.path, overrides=tuple(changed))
+    return ParamSet(name=base.name, values=values, path=base.path, overrides=tuple(changed), files=referenced_files(values))
 
 
 def resolve(params_file: str | Path | None = None, assignments: Iterable[str] = (), labels: Mapping[str, str] | None = None) -> ParamSet:
