@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
-from qsmoe.specs.fileio import excerpt, load_mapping, parse_yaml, read_text
+from qsmoe.specs.fileio import excerpt, load_mapping, names_file, parse_yaml, read_text
 
 #: The reference parameter set.
 DEFAULT_PARAMS_PATH = DATA_DIR / "params" / "default.yaml"
@@ -35,7 +35,6 @@ NAME_KEY = "name"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: Keys whose values name a shipped id or a file (whose content then enters the hash).
 FILE_KEYS = ("hardware", "models", "headline_model")
-_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _family(value: Any) -> str:
@@ -85,13 +84,13 @@ def _canonical(values: Mapping[str, Any]) -> str:
 
 
 def referenced_files(values: Mapping[str, Any]) -> dict[str, str]:
-    """{path: sha256 of its bytes} for every value of :data:`FILE_KEYS` that names a file
-    (a ``.yaml``/``.yml``/``.json`` suffix, or an existing file) rather than a shipped id."""
+    """{path: sha256 of its text} for every value of :data:`FILE_KEYS` that names a file
+    (:func:`qsmoe.specs.fileio.names_file`) rather than a shipped id."""
     digests: dict[str, str] = {}
     for key in FILE_KEYS:
         items = values.get(key)
         for item in items if isinstance(items, list) else [items]:
-            if isinstance(item, str) and (Path(item).suffix in _FILE_SUFFIXES or Path(item).is_file()):
+            if isinstance(item, str) and names_file(item):
                 digests[item] = hashlib.sha256(read_text(item).encode("utf-8")).hexdigest()
     return digests
 
@@ -125,11 +124,9 @@ class ParamSet:
         return f"{self.name}-{self.hash}" if self.overrides else self.name
 
     def papermill_parameters(self) -> dict[str, Any]:
-        """Every value plus the set's name and hash, as papermill parameters."""
-        params = dict(self.values)
-        params["param_set_name"] = self.name
-        params["param_set_hash"] = self.hash
-        return params
+        """The papermill parameters of a chapter: ``params`` (every value, as one dict) and
+        the set's name and hash (read by :func:`qsmoe.book.kit.parameters` and ``bookkit.setup``)."""
+        return {"params": dict(self.values), "param_set_name": self.name, "param_set_hash": self.hash}
 
     def with_overrides(self, assignments: Iterable[str]) -> "ParamSet":
         """A new set with ``key=value`` assignments applied (values parsed as YAML)."""

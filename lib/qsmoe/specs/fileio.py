@@ -61,6 +61,20 @@ def excerpt(value: Any) -> str:
     return text if len(text) <= EXCERPT_CHARS + 3 else text[:EXCERPT_CHARS] + "..."
 
 
+#: Suffixes by which a value names a data file rather than a shipped id.
+DATA_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def names_file(text: str) -> bool:
+    """Whether ``text`` names a data file (a :data:`DATA_SUFFIXES` suffix, or an existing
+    regular file) rather than a shipped id; a name the system cannot look up is no file."""
+    path = Path(text)
+    try:
+        return path.suffix in DATA_SUFFIXES or path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: str | Path) -> str:
     """The UTF-8 text of a data file of at most :data:`MAX_FILE_BYTES` bytes."""
     path = Path(path)

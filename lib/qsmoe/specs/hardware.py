@@ -8,7 +8,8 @@ from pathlib import Path
 from qsmoe import DATA_DIR
 from qsmoe.specs.dtypes import COMPUTE_FORMAT
 from qsmoe.errors import QsError
-from qsmoe.specs.fileio import Fields, load_mapping
+from qsmoe.specs.fileio import Fields, excerpt, load_mapping
+from qsmoe.specs.limits import HBM_BANDWIDTH_BYTES_PER_S, HBM_BYTES, LINK_BYTES_PER_S, MAX_DOMAIN_SIZE, PEAK_FLOPS_PER_S
 
 HARDWARE_DIR = DATA_DIR / "hardware"
 PEAK_FORMATS = ("bf16", "fp8", "fp4")
@@ -43,10 +44,16 @@ class HardwareSpec:
         raise QsError(f"no bf16 peak given for {self.id}", source=self.source, field="peak_flops_per_s")
 
 
+def _bounded(f: Fields, key: str, bounds: tuple[float, float]) -> float:
+    """A number of ``f`` within its plausible ``(lowest, highest)`` (qsmoe.specs.limits)."""
+    return f.number(key, minimum=bounds[0], strict=False, maximum=bounds[1])
+
+
 def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
+    """Validate a hardware mapping (schema: data/README.md), every number within its bound."""
     f = Fields(data, source)
     peaks_f = f.section("peak_flops_per_s")
-    peaks = {fmt: peaks_f.number(fmt) for fmt in PEAK_FORMATS if peaks_f.has(fmt)}
+    peaks = {fmt: _bounded(peaks_f, fmt, PEAK_FLOPS_PER_S) for fmt in PEAK_FORMATS if peaks_f.has(fmt)}
     if "bf16" not in peaks:
         raise peaks_f.error("bf16", "missing")
     link = f.section("scaleup")
@@ -54,12 +61,12 @@ def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
         id=f.string("id"),
         name=f.string("name", f.string("id")),
         vendor=f.string("vendor", ""),
-        hbm_bytes=f.number("hbm_bytes"),
-        hbm_bandwidth_bytes_per_s=f.number("hbm_bandwidth_bytes_per_s"),
+        hbm_bytes=_bounded(f, "hbm_bytes", HBM_BYTES),
+        hbm_bandwidth_bytes_per_s=_bounded(f, "hbm_bandwidth_bytes_per_s", HBM_BANDWIDTH_BYTES_PER_S),
         peak_flops_per_s=peaks,
-        link_bytes_per_s=link.number("link_bytes_per_s"),
-        domain_size=link.integer("domain_size"),
-        scaleout_bytes_per_s=f.section("scaleout").number("nic_bytes_per_s"),
+        link_bytes_per_s=_bounded(link, "link_bytes_per_s", LINK_BYTES_PER_S),
+        domain_size=link.integer("domain_size", maximum=MAX_DOMAIN_SIZE),
+        scaleout_bytes_per_s=_bounded(f.section("scaleout"), "nic_bytes_per_s", LINK_BYTES_PER_S),
         aliases=tuple(_aliases(f)),
         source=source,
     )
@@ -68,7 +75,7 @@ def spec_from_mapping(data: dict, source: str) -> HardwareSpec:
 def _aliases(f: Fields) -> list[str]:
     names = f.raw("aliases", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise f.error("aliases", f"expected a list of names, got {names!r}")
+        raise f.error("aliases", f"expected a list of names, got {excerpt(names)}")
     return names
 
 
