@@ -13,6 +13,7 @@ from qsmoe.errors import QsError
 from qsmoe.cli.bench import add_bench_parser
 from qsmoe.cli.book import add_book_parser
 from qsmoe.cli.commands import add_model_parsers, add_performance_parsers
+from qsmoe.cli.frontier import add_economics_parsers
 from qsmoe.cli.common import ERROR_PREFIX, _Parser
 from qsmoe.cli.validation import add_validation_parsers
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_parsers(subparsers)
     add_performance_parsers(subparsers)
+    add_economics_parsers(subparsers)
     add_bench_parser(subparsers)
     add_validation_parsers(subparsers)
     add_book_parser(subparsers)
