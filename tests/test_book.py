@@ -22,7 +22,6 @@ from qsmoe.scenario.params import DEFAULT_PARAMS_PATH, load_params, resolve
 
 from conftest import BuiltBook, build
 
-PROVENANCE_PARAMS = {"param_set_name", "param_set_hash", "git_commit", "results_dir"}
 BAD_WORDS = re.compile(r"(?<![\w.-])[-+]?(nan|inf)(?![\w-])", re.IGNORECASE)
 LEAKED = ("Traceback", "<IPython.core.display", "<Figure size", "<matplotlib.", "{glue", "glue:text", "glue:figure")
 
@@ -50,17 +49,36 @@ def test_toc_lists_every_chapter(toc_chapter_names):
 
 
 @pytest.mark.parametrize("chapter", sorted(p.stem for p in (REPO_ROOT / "chapters").glob("*.md")))
-def test_chapter_parameters_match_the_default_set(chapter):
+def test_chapter_parameters_cell_takes_the_injected_set(chapter):
+    """Each chapter's parameters cell names exactly what the build injects, with the stand-alone
+    defaults (params None: bookkit.parameters reads default.yaml), and reads it with one call."""
     path = REPO_ROOT / "chapters" / f"{chapter}.md"
     values = _parameters_cell(path)
+    injected = set(load_params().papermill_parameters()) | {"git_commit", "results_dir"}
+    assert set(values) == injected, f"missing: {sorted(injected - set(values))}, unknown: {sorted(set(values) - injected)}"
+    assert values["params"] is None
+    assert values["results_dir"] == f"_results/{chapter}"
+    assert "bookkit.parameters(params)" in path.read_text(encoding="utf-8")
+
+
+def test_parameters_fall_back_to_the_default_set():
+    from qsmoe.book import kit as bookkit
+
     defaults = yaml.safe_load(DEFAULT_PARAMS_PATH.read_text(encoding="utf-8"))
     defaults.pop("name")
-    expected = set(defaults) | PROVENANCE_PARAMS
-    assert set(values) == expected, (
-        f"missing: {sorted(expected - set(values))}, unknown: {sorted(set(values) - expected)}"
-    )
-    for key, default in defaults.items():
-        assert values[key] == default, f"{chapter}: {key} = {values[key]!r}, default.yaml says {default!r}"
+    assert bookkit.parameters(None) == load_params().values
+    assert list(bookkit.parameters(None)) == list(defaults)
+
+
+def test_parameters_take_the_default_keys_in_order():
+    from qsmoe.book import kit as bookkit
+
+    values = load_params().values
+    shuffled = dict(reversed(list(values.items())), extra=1, gpus=4)
+    got = bookkit.parameters(shuffled)
+    assert list(got) == list(values) and got["gpus"] == 4 and "extra" not in got
+    with pytest.raises(QsError, match="lack gpus"):
+        bookkit.parameters({k: v for k, v in values.items() if k != "gpus"})
 
 
 @pytest.mark.parametrize("chapter", sorted(p.stem for p in (REPO_ROOT / "chapters").glob("*.md")))
@@ -327,7 +345,7 @@ def test_failing_cell_is_reported_in_one_line(tmp_path):
     body = (
         "```{code-cell} ipython3\nfrom qsmoe import bookkit\n"
         "bookkit.setup(results_dir, param_set_name, param_set_hash, git_commit)\n```\n\n"
-        "```{code-cell} ipython3\n# divide by zero on purpose\nratio = gpus / (gpus - gpus)\n```\n"
+        "```{code-cell} ipython3\n# divide by zero on purpose\nratio = params['gpus'] / (params['gpus'] - params['gpus'])\n```\n"
     )
     repo = _fake_repo(tmp_path, body)
     with pytest.raises(QsError) as exc:

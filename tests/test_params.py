@@ -48,13 +48,13 @@ def test_resolve_without_arguments_is_the_default_set():
     assert resolve() == load_params(DEFAULT_PARAMS_PATH)
 
 
-def test_papermill_parameters_add_name_and_hash():
+def test_papermill_parameters_are_one_dict_plus_name_and_hash():
     pset = load_params()
     params = pset.papermill_parameters()
+    assert set(params) == {"params", "param_set_name", "param_set_hash"}
     assert params["param_set_name"] == pset.name
     assert params["param_set_hash"] == pset.hash
-    for key, value in pset.values.items():
-        assert params[key] == value
+    assert params["params"] == pset.values and params["params"] is not pset.values
 
 
 def test_other_file_with_own_name(tmp_path):

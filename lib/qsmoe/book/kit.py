@@ -1,10 +1,12 @@
 """Helpers the chapter notebooks call: style, provenance, glue, tables, figures.
 
-Every chapter starts with::
+Every chapter starts with a parameters cell (``params = None`` and the four provenance names,
+which ``qsmoe book`` replaces through papermill) and then::
 
     from qsmoe.book import kit as bookkit
     bookkit.setup(results_dir, param_set_name, param_set_hash, git_commit)
     bookkit.provenance_banner()
+    values = bookkit.parameters(params)
 
 and then uses :func:`glue`, :func:`table` and :func:`save_figure`.  Everything
 they write is deterministic: the same parameters give byte-identical CSV, JSON
@@ -115,6 +117,25 @@ def _state(key: str) -> Any:
     if key not in _STATE:
         raise QsError("bookkit.setup(results_dir, param_set_name, param_set_hash, git_commit) was not called")
     return _STATE[key]
+
+
+def parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The chapter's parameter values: the injected ``params``, or data/params/default.yaml when None.
+
+    ``qsmoe book`` injects the build's parameter set as one dict
+    (:meth:`qsmoe.scenario.params.ParamSet.papermill_parameters`); a chapter run on its own
+    keeps ``params = None`` and reads the default set.  Returns exactly the keys of the
+    default set (without ``name``), in its order; a missing key is an error.
+    """
+    from qsmoe.scenario.params import load_params
+
+    default = load_params().values
+    if params is None:
+        return dict(default)
+    missing = [k for k in default if k not in params]
+    if missing:
+        raise QsError(f"the injected parameters lack {', '.join(missing)}", field="params")
+    return {k: params[k] for k in default}
 
 
 def provenance_text() -> str:
