@@ -28,7 +28,6 @@ def _workload_flags(p: argparse.ArgumentParser, *, context: bool) -> None:
         p.add_argument("--context", type=parse_tokens, metavar="L", help="decode-only: every sequence attends L tokens, no prefill charged (the paper's regime)")
     p.add_argument("--input-len", type=parse_tokens, metavar="I", help="prompt tokens per request")
     p.add_argument("--output-len", type=parse_tokens, metavar="O", help="output tokens per request")
-    p.add_argument("--gpu-hour-usd", type=positive_float, metavar="USD", help="price of one GPU-hour (default: the hardware file's list price)")
     p.add_argument("--json", action="store_true")
 
 
@@ -61,14 +60,14 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
         b = economics.run_frontier_bench(values, args.model, workload)
         emit(b, args.json, f"{b['deployments']:,} deployments evaluated and Pareto-filtered in {b['seconds']:.3f} s: {b['deployments_per_s']:,.0f} deployments/s ({b['model']}, best of {b['repeats']})")
         return 0
-    r = economics.frontiers(values, args.model, workload, gpu_hour_usd=args.gpu_hour_usd, ttft_limit_s=_seconds(args.ttft_ms))
+    r = economics.frontiers(values, args.model, workload, ttft_limit_s=_seconds(args.ttft_ms))
     emit(r, args.json, _frontier_text(r))
     return 0
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     values = parameter_values(args)
-    r = economics.plan(values, args.model, _workload(args), args.tokens_per_s, _seconds(args.tpot_ms), _seconds(args.ttft_ms), gpu_hour_usd=args.gpu_hour_usd)
+    r = economics.plan(values, args.model, _workload(args), args.tokens_per_s, _seconds(args.tpot_ms), _seconds(args.ttft_ms))
     if not r["feasible"]:
         text = f"{r['model']} on {r['hardware']}: no plan serves {r['target_tokens_per_s']:,.0f} tok/s: {r['reason']}"
     else:

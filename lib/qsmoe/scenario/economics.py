@@ -12,7 +12,7 @@ million output tokens, and the fewest GPUs that serve a target.
                     TPOT on the decode side), so the two choices are independent
 
 Prices are the hardware file's ``price_usd_per_gpu_hour`` (a public on-demand list price with
-its source; null where none was found) unless a price is given.
+its source; null where none was found) unless the parameter set's ``gpu_hour_usd`` is > 0.
 """
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ PRICE_KEY = "price_usd_per_gpu_hour"
 
 
 def gpu_hour_price(hardware: HardwareSpec, override: float | None = None) -> float | None:
-    """US dollars per GPU-hour: ``override`` when given, else the hardware file's list price (None if it has none)."""
+    """US dollars per GPU-hour: ``override`` when > 0, else (None or 0, the parameter set's
+    default) the hardware file's list price, None if it has none."""
     if override is not None:
-        if isinstance(override, bool) or not isinstance(override, (int, float)) or not math.isfinite(override) or override <= 0:
-            raise QsError(f"must be a finite price > 0, got {override!r}", field="gpu_hour_usd")
-        return float(override)
+        if isinstance(override, bool) or not isinstance(override, (int, float)) or not math.isfinite(override) or override < 0:
+            raise QsError(f"must be a finite price >= 0 (0: the hardware file's price), got {override!r}", field="gpu_hour_usd")
+        if override > 0:
+            return float(override)
     path = Path(hardware.source)
     f = Fields(load_mapping(path if path.is_absolute() or path.exists() else DATA_DIR.parent / path), hardware.source)
     return None if f.raw(PRICE_KEY, None) is None else f.number(PRICE_KEY)
@@ -127,12 +129,13 @@ def crossovers(moe: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.n
     return out
 
 
-def frontiers(values: Mapping[str, Any], model_id: str, workload: fr.Workload, *, hardware: str | None = None, gpu_hour_usd: float | None = None, ttft_limit_s: float | None = None, speeds: tuple[float, ...] = SPEEDS_PER_USER, **grid: Any) -> dict[str, Any]:
+def frontiers(values: Mapping[str, Any], model_id: str, workload: fr.Workload, *, hardware: str | None = None, ttft_limit_s: float | None = None, speeds: tuple[float, ...] = SPEEDS_PER_USER, **grid: Any) -> dict[str, Any]:
     """The MoE's and its dense comparator's frontiers on one accelerator, their ratio and crossovers."""
     vals = dict(values, hardware=hardware) if hardware is not None else dict(values)
     sc = scenario(vals, model_id)
     hw = load_hardware(vals["hardware"])
-    price = gpu_hour_price(hw, gpu_hour_usd)
+    override = vals.get("gpu_hour_usd")
+    price = gpu_hour_price(hw, override)
     moe, moe_u, moe_g, n_moe = side_frontier(sc.moe, workload, search_for(vals, LAYOUTS, **grid), price, ttft_limit_s)
     dense, dense_u, dense_g, n_dense = side_frontier(sc.dense, workload, search_for(vals, DENSE_LAYOUTS, **grid), price, ttft_limit_s)
     ratios = ratio_at((moe_u, moe_g), (dense_u, dense_g), speeds)
@@ -145,7 +148,7 @@ def frontiers(values: Mapping[str, Any], model_id: str, workload: fr.Workload, *
         "workload": workload.record(),
         "ttft_limit_s": ttft_limit_s,
         "usd_per_gpu_hour": price,
-        "price_source": "override" if gpu_hour_usd is not None else (hw.source if price is not None else None),
+        "price_source": "gpu_hour_usd" if override else (hw.source if price is not None else None),
         "deployments_evaluated": n_moe + n_dense,
         "moe": moe,
         "dense": dense,
@@ -180,7 +183,7 @@ def _check_limit(value: float | None, field: str, *, optional: bool) -> None:
         raise QsError(f"must be a finite number > 0, got {value!r}", field=field)
 
 
-def plan(values: Mapping[str, Any], model_id: str, workload: fr.Workload, tokens_per_s: float, tpot_limit_s: float, ttft_limit_s: float | None = None, *, hardware: str | None = None, gpu_hour_usd: float | None = None, **grid: Any) -> dict[str, Any]:
+def plan(values: Mapping[str, Any], model_id: str, workload: fr.Workload, tokens_per_s: float, tpot_limit_s: float, ttft_limit_s: float | None = None, *, hardware: str | None = None, **grid: Any) -> dict[str, Any]:
     """The fewest GPUs (and the deployment) that serve ``tokens_per_s`` output tokens/s with
     TPOT <= ``tpot_limit_s`` and TTFT <= ``ttft_limit_s`` (when given); aggregated and
     disaggregated plans compete. Ties go to the lower TPOT. No plan: ``feasible`` False and
@@ -195,7 +198,7 @@ def plan(values: Mapping[str, Any], model_id: str, workload: fr.Workload, tokens
     profile = profile_of(spec)
     search = search_for(vals, LAYOUTS if spec.is_moe else DENSE_LAYOUTS, **grid)
     ev = fr.evaluate(profile, workload, search)
-    price = gpu_hour_price(search.bases[search.layouts[0]].hardware, gpu_hour_usd)
+    price = gpu_hour_price(search.bases[search.layouts[0]].hardware, vals.get("gpu_hour_usd"))
     candidates = [c for c in (_aggregated_plan(ev, tokens_per_s, tpot_limit_s, ttft_limit_s), _disaggregated_plan(ev, tokens_per_s, tpot_limit_s, ttft_limit_s)) if c]
     head = {"model": spec.id, "hardware": search.bases[search.layouts[0]].hardware.id, "workload": workload.record(), "target_tokens_per_s": float(tokens_per_s), "tpot_limit_s": float(tpot_limit_s), "ttft_limit_s": ttft_limit_s, "deployments_evaluated": ev.deployments_evaluated}
     if not candidates:
