@@ -245,9 +245,9 @@ def points(ev: Evaluation, ttft_limit_s: float | None = None) -> Table:
 
 
 def pareto(tokens_per_s_per_user: np.ndarray, tokens_per_s_per_gpu: np.ndarray) -> np.ndarray:
-    """Indices of the Pareto frontier, in ascending speed per user (and so descending throughput):
-    a point stays when no other is at least as fast per user and strictly higher per GPU
-    (of exact ties, the first in input order)."""
+    """Indices of the Pareto frontier, in ascending speed per user and strictly descending
+    throughput: a point stays when no other is at least as fast per user and at least as high
+    per GPU while better in one (of exact ties, the first in input order)."""
     u, t = np.asarray(tokens_per_s_per_user, float), np.asarray(tokens_per_s_per_gpu, float)
     order = np.lexsort((np.arange(u.size), -t, -u))  # fastest per user first, then highest per GPU
     best_before = np.maximum.accumulate(np.concatenate([[-np.inf], t[order][:-1]]))
