@@ -6,7 +6,9 @@ from typing import Any, Mapping
 
 from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
-from qsmoe.evidence.validation import GROUPS, load_measurements, validate
+from qsmoe.evidence.calibration import validate, write_params
+from qsmoe.evidence.measurements import load_measurements
+from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.physics.profile import profile_of
 from qsmoe.physics.serve import serve_result
@@ -22,41 +24,43 @@ def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f}"
 
 
+def _med(stats: Mapping[str, Any]) -> str:
+    m = stats["median_abs_error"]
+    return "n/a" if m is None else f"{m * 100:.0f}% ({stats['n']})"
+
+
+def _show(c: Mapping[str, Any], key: str) -> str:
+    scale, unit = (1e3, " ms") if c["unit"] == "s" else (1.0, "")
+    return "n/a" if c[key] is None else f"{c[key] * scale:.3g}{unit}"
+
+
 def validation_text(report: Mapping[str, Any]) -> str:
-    """The human-readable table and summary of :func:`validate`."""
-    cal, dft = report["constants"]["calibrated"], report["constants"]["default"]
-
-    def show(key: str, value: float) -> str:
-        return f"{value * 1e3:.2f} ms" if key == "step_overhead_s" else f"{value:.2f}"
-
-    lines = [
-        "Calibrated on the fit rows (grid search, median |log error|):",
-        "  " + ", ".join(f"{k} {show(k, cal[k])} (default {show(k, dft[k])})" for k in cal),
-        "  prefill stalls in serving-benchmark decode rows: " + ("charged" if report["prefill_stalls"] else "ignored"),
-        "",
-        f"{'id':<4} {'split':<5} {'model':<16} {'hw':<13} {'G':>3} {'lay':<3} {'regime':<6} {'batch':>6} {'measured':>9} {'default':>9} {'err':>6} {'calib.':>9} {'err':>6}  bound / note",
-    ]
+    """The human-readable summary of :func:`qsmoe.evidence.calibration.validate`."""
+    cal = report["calibration"]
+    lines = [f"Calibrated on {len(cal['fit_rows'])} fit rows from {len(cal['fit_sources'])} sources "
+             f"(judged on {len(cal['judge_sources'])} other sources); 90% bootstrap intervals over sources:"]
+    for name, c in report["constants"].items():
+        lines.append(f"  {name:<20} {_show(c, 'fitted'):>9}  [{_show(c, 'low')}, {_show(c, 'high')}]  datasheet {_show(c, 'datasheet')}")
+    lines += ["", f"{'id':<4} {'split':<5} {'model':<16} {'hw':<13} {'G':>3} {'lay':<5} {'engine':<6} {'regime':<6} {'conc':>6} {'measured':>9} {'datash.':>9} {'calib.':>9} {'err':>6} {'LOSO':>6}"]
     for r in report["rows"]:
-        tail = r["bound_calibrated"] or ""
-        if r["reason_calibrated"]:
-            tail = f"no prediction: {r['reason_calibrated']}"
-        if r["note_calibrated"]:
-            tail += f" ({r['note_calibrated']})"
-        batch = "n/a" if r["batch_calibrated"] is None else str(r["batch_calibrated"]) + ("" if r["batch_stated"] else "*")
+        conc = "-" if r["concurrency"] is None else str(r["concurrency"])
+        tail = f"  no prediction: {r['reason_calibrated']}" if r["reason_calibrated"] else ""
         lines.append(
-            f"{r['id']:<4} {r['split']:<5} {r['model']:<16} {r['hardware']:<13} {r['n_gpus']:>3} {r['layout']:<3} {r['regime']:<6} {batch:>6} {_num(r['measured']):>9} {_num(r['predicted_default']):>9} {_pct(r['error_default'])} {_num(r['predicted_calibrated']):>9} {_pct(r['error_calibrated'])}  {tail}"
+            f"{r['id']:<4} {r['split']:<5} {r['model']:<16} {r['hardware']:<13} {r['n_gpus']:>3} {r['layout']:<5} {r['engine']:<6} {r['regime']:<6} {conc:>6} "
+            f"{_num(r['measured']):>9} {_num(r['predicted_datasheet']):>9} {_num(r['predicted_calibrated']):>9} {_pct(r['error_calibrated'])} {_pct(r['loso_error'])}{tail}"
         )
-    lines += ["", "* batch not stated: the largest admissible batch", "", "Median |error| (rows predicted / without prediction):"]
-    header = f"  {'':<9}" + "".join(f"{g:>15}" for g in GROUPS)
-    for which in ("default", "calibrated"):
-        lines += [f" {which}:", header]
-        for split in ("fit", "judge", "all"):
-            cells = []
-            for g in GROUPS:
-                s = report["summary"][which][split][g]
-                med = "n/a" if s["median_abs_error"] is None else f"{s['median_abs_error'] * 100:.0f}%"
-                cells.append(f"{med} ({s['n']}/{s['unpredicted']})")
-            lines.append(f"  {split:<9}" + "".join(f"{c:>15}" for c in cells))
+    s = report["summary"]
+    lines += ["", "Median |error| (predicted rows):", f"  {'group':<40} {'judge, datasheet':>17} {'judge, calibrated':>18} {'fit, calibrated':>16} {'LOSO (all rows)':>16}"]
+    for g, (label, _) in {**GROUPS, **ENGINE_GROUPS}.items():
+        if s["calibrated"]["all"][g]["n"]:
+            lines.append(f"  {label:<40} {_med(s['datasheet']['judge'][g]):>17} {_med(s['calibrated']['judge'][g]):>18} {_med(s['calibrated']['fit'][g]):>16} {_med(s['loso']['all'][g]):>16}")
+    q = report["band"]["judge"]["quantiles"]
+    if q:
+        lines += ["", "Prediction band (judge rows, ln(pred/meas) 5/50/95%): " + ", ".join(f"{v:+.2f}" for v in q.values())]
+    lines += ["", "Targets:"]
+    for k, t in report["targets"].items():
+        got = "n/a" if t["measured"] is None else f"{t['measured'] * 100:.0f}%"
+        lines.append(f"  {k:<20} {got:>6} (target {t['target'] * 100:.0f}%): {'met' if t['met'] else 'not met'}")
     return "\n".join(lines)
 
 
@@ -64,6 +68,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     values = parameter_values(args)
     rows = load_measurements(args.measurements)
     report = validate(values, rows, prefill_stalls=not args.no_prefill_stalls)
+    if args.write_params:
+        write_params({k: c["fitted"] for k, c in report["constants"].items()})
     emit(report, args.json, validation_text(report))
     return 0
 
@@ -104,6 +110,7 @@ def add_validation_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("validate", help="predict the published measurements, calibrate on the fit rows, judge the rest")
     p.add_argument("--measurements", metavar="CSV", help="measurement table (default data/measured/measurements.csv)")
     p.add_argument("--no-prefill-stalls", action="store_true", help="predict serving-benchmark ITL/TPOT rows as pure decode steps")
+    p.add_argument("--write-params", action="store_true", help="write the fitted constants into data/params/default.yaml and regenerate data/params/datasheet.yaml")
     p.add_argument("--json", action="store_true")
     add_parameter_flags(p)
     p.set_defaults(func=_cmd_validate)
