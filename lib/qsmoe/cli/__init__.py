@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from qsmoe import __version__
 from qsmoe.errors import QsError
@@ -32,16 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Characters of an error line printed (a value quoted in full could be megabytes).
+MAX_ERROR_CHARS = 400
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a QsError becomes one line on stderr and exit status 2.
+
+    NumPy's RuntimeWarnings are not printed: an overflow they announce reaches the output
+    as a non-finite number, which :func:`qsmoe.cli.common.emit` refuses with a named field."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.func(args)
     except QsError as err:
-        print(f"{ERROR_PREFIX}{err}", file=sys.stderr)
+        line = " ".join(str(err).split())
+        if len(line) > MAX_ERROR_CHARS:
+            line = line[:MAX_ERROR_CHARS] + "..."
+        print(f"{ERROR_PREFIX}{line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{ERROR_PREFIX}interrupted", file=sys.stderr)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, NoReturn
+
+from qsmoe.errors import QsError
+from qsmoe.specs.limits import MAX_CONTEXT_TOKENS
 
 #: How every error line of the command line starts.
 ERROR_PREFIX = "qsmoe: error: "
-MAX_CONTEXT_TOKENS = 1 << 30  # a billion tokens: far beyond any model's window
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +60,30 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_finite_field(data: Any, path: str = "") -> str | None:
+    """The dotted path (``moe.tokens_per_s``, ``rows[3].error``) of the first NaN or infinite
+    number in ``data``; None when every number is finite."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (path or "result")
+    if isinstance(data, dict):
+        items = ((f"{path}.{key}" if path else str(key), value) for key, value in data.items())
+    elif isinstance(data, (list, tuple)):
+        items = ((f"{path}[{index}]", value) for index, value in enumerate(data))
+    else:
+        return None
+    for where, value in items:
+        found = non_finite_field(value, where)
+        if found is not None:
+            return found
+    return None
+
+
 def emit(data: Any, as_json: bool, text: str) -> None:
-    """Print ``data`` as sorted, indented JSON, or the human-readable ``text``."""
+    """Print ``data`` as sorted, indented JSON, or the human-readable ``text``.
+
+    The one guard on every command's output: a NaN or infinite number anywhere in ``data``
+    is refused with an error naming its field, and nothing is printed."""
+    where = non_finite_field(data)
+    if where is not None:
+        raise QsError("the result is not a finite number: an input lies outside the range the model describes", source="result", field=where)
     print(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) if as_json else text)
