@@ -12,6 +12,7 @@ from qsmoe.physics.accounting import kv_bytes_per_token, summarize
 from qsmoe.cli.common import emit, parse_tokens, positive_float, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.scenario.compare import compare, dense_layout_for, deployment_from, scenario
+from qsmoe.scenario.headline import BAND_QUANTILES, constant_sets, ratio_band
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.specs.dtypes import BYTES_PER_VALUE
@@ -112,11 +113,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     sc = scenario(values, args.model, args.q)
     r = compare(sc, args.context).record()
     r["context"] = args.context
+    band_values = dict(values, q_rule="explicit", q_explicit=args.q) if args.q is not None else values
+    how, sets = constant_sets(band_values)
+    band = ratio_band(band_values, args.model, args.context, sets, q_rules=("explicit",) if args.q is not None else None)
+    # the band's point ratio is this comparison's ratio; a band only where the ratio exists
+    r["ratio_band"] = band["ratio_band"] if r["ratio"] is not None else None
+    r["ratio_band_basis"] = {"method": f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} quantiles, widened to contain the ratio", "spans": how, "q_rules": band["q_rules"], "points": band["points"], "infeasible_points": band["infeasible"]}
 
     def side(name: str, d: dict) -> str:
         return f"{name}: {d['tokens_per_s']:,.0f} tok/s at batch {d['batch']} ({d['bound']}-bound)" if d["feasible"] else f"{name}: infeasible ({d['reason']})"
 
-    ratio = f"dense/MoE = {r['ratio']:.2f}x" if r["ratio"] is not None else "ratio undefined (a side is infeasible)"
+    ratio = f"dense/MoE = {r['ratio']:.2f}x ({BAND_QUANTILES[1] - BAND_QUANTILES[0]:.0%} band {r['ratio_band'][0]:.2f}-{r['ratio_band'][1]:.2f}: {how})" if r["ratio"] is not None and r["ratio_band"] else ("ratio undefined (a side is infeasible)" if r["ratio"] is None else f"dense/MoE = {r['ratio']:.2f}x")
     text = "\n".join([f"{sc.model_id} vs dense {r['dense_params'] / 1e9:.0f}B (q = {sc.q:.2f} by {sc.q_rule}, s = {sc.s:.4f}, qs = {sc.qs:.3f}) on {sc.moe_deployment.gpus}x {sc.moe_deployment.hardware.id} at {args.context} tokens", "  " + side("MoE  ", r["moe"]), "  " + side("dense", r["dense"]), f"  {ratio}; qs inequality predicts MoE {'disadvantaged' if r['predicted_disadvantaged'] else 'not disadvantaged'}"])
     emit(r, args.json, text)
     return 0
