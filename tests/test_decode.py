@@ -36,8 +36,13 @@ def layouts(profile) -> tuple[str, ...]:
     return ("tp", "ep", "dp-tp") if profile.is_moe else ("tp", "dp-tp")
 
 
+#: the datasheet roofline: no kernel floors, no collective latencies, attention at the same
+#: bandwidth fraction as weights, no grouped-GEMM padding (the hand computations below assume it)
+ROOFLINE = dict(kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=MEM_EFF, grouped_gemm_block_m=1)
+
+
 def dep(gpus: int = 8, layout: str = "tp", **kw) -> Deployment:
-    return Deployment(H200, gpus=gpus, layout=layout, **kw)
+    return Deployment(H200, gpus=gpus, layout=layout, **{**ROOFLINE, **kw})
 
 
 def test_default_deployment_matches_the_parameter_set() -> None:

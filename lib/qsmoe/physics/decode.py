@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qsmoe.physics.comm import collectives_time_s
 from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.kernels import launch_floor_s, tile_padding
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, check_context, hbm_budget, kv_split
 from qsmoe.physics.profile import DecodeProfile
@@ -58,6 +60,7 @@ class DecodeResult:
     reason: np.ndarray
     step: StepTime
     gpus: int
+    emitted_per_sequence: float = 1.0  # tokens each sequence emits per step (mtp_acceptance_length)
 
     @property
     def feasible(self) -> np.ndarray:
@@ -69,7 +72,8 @@ class DecodeResult:
 
     @property
     def tokens_per_s(self) -> np.ndarray:
-        return np.where(self.feasible, self.batch / np.where(self.feasible, self.step.total_s, 1.0), 0.0)
+        """B * a / T tokens/s, a the tokens each sequence emits per step (1 without MTP)."""
+        return np.where(self.feasible, self.batch * self.emitted_per_sequence / np.where(self.feasible, self.step.total_s, 1.0), 0.0)
 
     @property
     def tokens_per_s_per_gpu(self) -> np.ndarray:
@@ -101,13 +105,14 @@ class _Roofline:
 
     def __init__(self, dep: Deployment, matmul_peak: float) -> None:
         self.bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.mem_efficiency
+        self.kv_bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.attention_mem_efficiency
         self.matmul_peak = matmul_peak * dep.compute_efficiency
         self.attn_peak = dep.hardware.peak_for(dep.attention_dtype) * dep.compute_efficiency
         self.compute = self.weights = self.kv = 0.0
 
     def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
         compute_s = flops / (self.attn_peak if kv else self.matmul_peak)
-        memory_s = nbytes / self.bw
+        memory_s = nbytes / (self.kv_bw if kv else self.bw)
         is_compute = compute_s > memory_s
         self.compute = self.compute + np.where(is_compute, compute_s, 0.0)
         if kv:
@@ -118,7 +123,8 @@ class _Roofline:
 
 def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:
     """Seconds on the scale-up (or scale-out) link for one forward pass over ``tokens`` tokens:
-    sum over the layout's collectives of calls * bytes_per_call / the deployment's link bandwidth.
+    sum over the layout's collectives of calls * (alpha + bytes_per_call / the deployment's link
+    bandwidth), alpha the all-reduce or all-to-all latency (``comm.collective_time_s``).
 
     ep: a dispatch and a combine all-to-all per MoE layer, each b * k * d * (1 - 1/G) bytes
         (the busiest GPU's tokens to k experts, (1 - 1/G) of them remote).
@@ -126,26 +132,33 @@ def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tok
         ring cost 2 (G-1)/G * B * d bytes each; dp-tp: one per block (around the FFN only).
     Activations are ``layouts.ACTIVATION_BYTES`` each (``layouts.Layout.collectives``).
     """
-    comm = np.zeros(np.broadcast(tokens, tokens_on_busiest_gpu).shape)
-    for coll in dep.parallelism.collectives(profile, dep.gpus, tokens, tokens_on_busiest_gpu):
-        comm = comm + coll.calls * coll.bytes_per_call / dep.link_bytes_per_s
-    return comm
+    colls = dep.parallelism.collectives(profile, dep.gpus, tokens, tokens_on_busiest_gpu)
+    if not colls:
+        return np.zeros(np.broadcast(tokens, tokens_on_busiest_gpu).shape)
+    return collectives_time_s(colls, dep.link_bytes_per_s, dep.allreduce_latency_s, dep.alltoall_latency_s, np.broadcast(tokens, tokens_on_busiest_gpu).shape)
 
 
 def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object) -> StepTime:
-    """Seconds for one decode step of ``batch`` sequences at ``context_tokens`` each."""
+    """Seconds for one decode step of ``batch`` sequences at ``context_tokens`` each.
+
+    Each sequence puts t = 1 + mtp_draft_tokens query tokens through the step: GEMM and attention
+    FLOPs, routing and link traffic scale with t; KV and weight bytes are read once.
+    """
     ctx = check_context(context_tokens)
-    b_total = np.asarray(batch, dtype=float)
+    seqs = np.asarray(batch, dtype=float)
+    t = dep.tokens_per_sequence_step
+    b_total = seqs * t  # tokens in the step
     g = dep.gpus
     w = dep.weight_bytes
     par = dep.parallelism
-    b_attn = par.attention_batch(b_total, g)  # sequences whose attention the busiest GPU computes
+    seqs_attn = par.attention_batch(seqs, g)  # sequences whose attention the busiest GPU computes
+    b_attn = seqs_attn * t
     shard = par.attention_shard(g)  # share of attention-side weights and FLOPs per GPU
     roof = _Roofline(dep, dep.hardware.peak_for(dep.weight_dtype))
 
     roof.add(2 * profile.proj_params * b_attn * shard, profile.proj_params * w * shard)
     roof.add(2 * profile.head_params * b_attn * shard, profile.head_params * w * shard)
-    kv_bytes = b_attn * profile.kv_values_per_token * dep.kv_bytes * ctx / kv_split(profile, dep)
+    kv_bytes = seqs_attn * profile.kv_values_per_token * dep.kv_bytes * ctx / kv_split(profile, dep)
     roof.add(b_attn * profile.attn_flops_per_context_token * ctx * shard, kv_bytes, kv=True)
 
     b_ffn, ffn_shard = par.ffn_batch(b_total, b_attn), par.ffn_shard(g)
@@ -157,10 +170,12 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
         if par.experts_sharded:
             load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
             slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
-            roof.add(2 * expert * load * slice_, expert * w * touched * slice_)
+            pad = tile_padding(load / np.maximum(touched, 1e-300), dep.grouped_gemm_block_m)
+            roof.add(2 * expert * load * slice_ * pad, expert * w * touched * slice_)
         else:
             phi = fraction_streamed(b_total, profile.n_experts, profile.top_k, dep.routing_skew)
-            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g, profile.routed_params * w * phi / g)
+            pad = tile_padding(b_total * profile.top_k / (profile.n_experts * np.maximum(phi, 1e-300)), dep.grouped_gemm_block_m)
+            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g * pad, profile.routed_params * w * phi / g)
     comm = link_time_s(profile, dep, b_total, b_attn) if dep.include_comm else np.zeros_like(b_total)
     if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
         comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)
@@ -170,8 +185,14 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
         weights_s=np.broadcast_to(roof.weights, shape),
         kv_s=np.broadcast_to(roof.kv, shape),
         comm_s=np.broadcast_to(comm, shape),
-        overhead_s=np.full(shape, dep.step_overhead_s),
+        overhead_s=np.full(shape, fixed_step_s(profile, dep)),
     )
+
+
+def fixed_step_s(profile: DecodeProfile, dep: Deployment) -> float:
+    """Fixed seconds per forward pass: step_overhead_s + the engine's scheduling_s + the kernel
+    launch floor N_kernels * t_0 (``kernels.launch_floor_s``)."""
+    return dep.step_overhead_s + dep.engine_spec.scheduling_s + launch_floor_s(profile, dep.use_cuda_graphs, dep.kernel_floor_s, dep.kernel_launch_s)
 
 
 def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object | None = None) -> DecodeResult:
@@ -194,4 +215,5 @@ def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batc
         reason=np.broadcast_to(reason, shape),
         step=step,
         gpus=dep.gpus,
+        emitted_per_sequence=dep.mtp_acceptance_length,
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
+from qsmoe.physics.engines import EngineSpec, load_engine, resolve_engine
 from qsmoe.physics.layouts import LAYOUTS, REGISTRY, Layout
 from qsmoe.specs.dtypes import bytes_per_value
 from qsmoe.specs.fileio import load_mapping
@@ -21,6 +22,7 @@ __all__ = ["ATTENTION_DTYPES", "LAYOUTS", "MAX_GPUS", "Deployment"]
 ATTENTION_DTYPES = ("bf16", "fp8")  # formats attention kernels run in (FlashMLA/FA2: bf16; FA3: also fp8)
 MAX_GPUS = 65536  # one model replica; far beyond any deployment the book considers
 _DEFAULTS: dict[str, Any] = load_mapping(DATA_DIR / "params" / "default.yaml")
+BATCHING = ("continuous", "static")
 
 
 def _default(key: str) -> Any:
@@ -43,6 +45,17 @@ class Deployment:
     comm_overlap: bool = _default("comm_overlap")  # communication hidden behind compute (two-batch overlap): only its excess counts
     step_overhead_s: float = _default("step_overhead_s")
     routing_skew: float = _default("routing_skew")
+    engine: str = _default("engine")  # trtllm | sglang | vllm | atom | auto (engines.resolve_engine)
+    use_cuda_graphs: bool = _default("use_cuda_graphs")
+    kernel_floor_s: float = _default("kernel_floor_s")  # per kernel with graphs (kernels.py)
+    kernel_launch_s: float = _default("kernel_launch_s")  # per kernel without graphs
+    allreduce_latency_s: float = _default("allreduce_latency_s")  # per all-reduce call (comm.py)
+    alltoall_latency_s: float = _default("alltoall_latency_s")  # per dispatch or combine call
+    attention_mem_efficiency: float = _default("attention_mem_efficiency")  # achieved / peak HBM bandwidth of attention over the KV cache
+    grouped_gemm_block_m: int = _default("grouped_gemm_block_m")  # M block tokens per expert are padded to
+    batching: str = _default("batching")  # continuous | static (serve.py, batching.py)
+    mtp_draft_tokens: int = _default("mtp_draft_tokens")  # draft tokens verified per sequence per step (0 = off)
+    mtp_acceptance_length: float = _default("mtp_acceptance_length")  # mean tokens emitted per sequence per step
 
     def __post_init__(self) -> None:
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or not 1 <= self.gpus <= MAX_GPUS:
@@ -63,11 +76,36 @@ class Deployment:
             raise QsError(f"must be >= 0, got {self.step_overhead_s!r}", field="step_overhead_s")
         if self.routing_skew < 0:
             raise QsError(f"must be >= 0, got {self.routing_skew!r}", field="routing_skew")
+        resolve_engine(self.engine, self.hardware)
+        if not 0 < self.attention_mem_efficiency <= 1:
+            raise QsError(f"must be in (0, 1], got {self.attention_mem_efficiency!r}", field="attention_mem_efficiency")
+        for name in ("kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise QsError(f"must be a time in [0, 1) s, got {value!r}", field=name)
+        if self.batching not in BATCHING:
+            raise QsError(f"{self.batching!r} is not one of {', '.join(BATCHING)}", field="batching")
+        if isinstance(self.grouped_gemm_block_m, bool) or not isinstance(self.grouped_gemm_block_m, int) or not 1 <= self.grouped_gemm_block_m <= 4096:
+            raise QsError(f"must be a whole number from 1 to 4096, got {self.grouped_gemm_block_m!r}", field="grouped_gemm_block_m")
+        if isinstance(self.mtp_draft_tokens, bool) or not isinstance(self.mtp_draft_tokens, int) or not 0 <= self.mtp_draft_tokens <= 16:
+            raise QsError(f"must be a whole number from 0 to 16, got {self.mtp_draft_tokens!r}", field="mtp_draft_tokens")
+        if not 1.0 <= self.mtp_acceptance_length <= 1 + self.mtp_draft_tokens:
+            raise QsError(f"must be from 1 to 1 + mtp_draft_tokens ({1 + self.mtp_draft_tokens}), got {self.mtp_acceptance_length!r}", field="mtp_acceptance_length")
 
     @property
     def parallelism(self) -> Layout:
         """The layout object for ``layout``."""
         return REGISTRY[self.layout]
+
+    @property
+    def engine_spec(self) -> EngineSpec:
+        """The engine serving this deployment (``auto`` resolved for the accelerator)."""
+        return load_engine(resolve_engine(self.engine, self.hardware))
+
+    @property
+    def tokens_per_sequence_step(self) -> int:
+        """Query tokens each sequence puts through a decode step: 1 + mtp_draft_tokens."""
+        return 1 + self.mtp_draft_tokens
 
     @property
     def weight_bytes(self) -> float:

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsmoe.physics.decode import BOUNDS, StepTime, link_time_s, step_time
+from qsmoe.physics.batching import chunk_compute_s, running_and_queued, steps_per_request
+from qsmoe.physics.decode import BOUNDS, StepTime, fixed_step_s, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget, weight_bytes_per_gpu
@@ -105,7 +106,7 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
         compute_s=np.broadcast_to(compute, shape),
         memory_s=np.broadcast_to(memory, shape),
         comm_s=np.broadcast_to(comm, shape),
-        overhead_s=np.full(shape, dep.step_overhead_s),
+        overhead_s=np.full(shape, fixed_step_s(profile, dep)),
     )
 
 
@@ -121,6 +122,14 @@ class ServeResult:
     prefill: PrefillTime
     step: StepTime  # one decode step at the mean context I + O/2
     gpus: int
+    running_batch: np.ndarray | None = None  # continuous batching: sequences in flight (None: static batch)
+    queued: np.ndarray | None = None  # continuous batching: requests waiting for a slot
+    prefill_per_step_s: np.ndarray | None = None  # continuous batching: prefill work each decode step absorbs
+    emitted_per_sequence: float = 1.0  # tokens each sequence emits per decode step (MTP acceptance length)
+
+    @property
+    def continuous(self) -> bool:
+        return self.running_batch is not None
 
     @property
     def feasible(self) -> np.ndarray:
@@ -133,7 +142,13 @@ class ServeResult:
 
     @property
     def decode_step_s(self) -> np.ndarray:
-        return self.step.total_s
+        """One decode step; under continuous batching including the prefill work it absorbs."""
+        return self.step.total_s + (self.prefill_per_step_s if self.continuous else 0.0)
+
+    @property
+    def decode_steps(self) -> np.ndarray:
+        """Decode steps per request: O - 1 after the prefill (static), O / a (continuous)."""
+        return self.output_len / self.emitted_per_sequence if self.continuous else self.output_len - 1
 
     @property
     def prefill_time_s(self) -> np.ndarray:
@@ -141,7 +156,7 @@ class ServeResult:
 
     @property
     def decode_time_s(self) -> np.ndarray:
-        return np.where(self.feasible, (self.output_len - 1) * self.decode_step_s, 0.0)
+        return np.where(self.feasible, self.decode_steps * self.decode_step_s, 0.0)
 
     @property
     def total_time_s(self) -> np.ndarray:
@@ -150,6 +165,8 @@ class ServeResult:
     @property
     def output_tokens_per_s(self) -> np.ndarray:
         ok = self.feasible
+        if self.continuous:  # B * a / T
+            return np.where(ok, self.running_batch * self.emitted_per_sequence / np.where(ok, self.decode_step_s, 1.0), 0.0)
         return np.where(ok, self.concurrency * self.output_len / np.where(ok, self.total_time_s, 1.0), 0.0)
 
     @property
@@ -160,7 +177,9 @@ class ServeResult:
     def bound(self) -> np.ndarray:
         """Index into SERVE_BOUNDS: 0 ('prefill') when prefill takes longer than all decode
         steps together, else 1 + the decode step's bound."""
-        return np.where(self.prefill.total_s >= (self.output_len - 1) * self.decode_step_s, 0, 1 + self.step.bound())
+        prefill_s = self.prefill_per_step_s if self.continuous else self.prefill.total_s
+        decode_s = self.step.total_s if self.continuous else (self.output_len - 1) * self.decode_step_s
+        return np.where(prefill_s >= decode_s, 0, 1 + self.step.bound())
 
     def record(self, index: tuple = ()) -> dict:
         """One point as a JSON-ready dict (None where a value is undefined)."""
@@ -182,6 +201,9 @@ class ServeResult:
             "decode_step_time_s": num(self.decode_step_s),
             "output_tokens_per_s": num(self.output_tokens_per_s),
             "output_tokens_per_s_per_gpu": num(self.output_tokens_per_s_per_gpu),
+            "tokens_per_s_per_gpu": num(self.output_tokens_per_s_per_gpu),
+            "running_batch": int(self.running_batch[index]) if self.continuous and ok else (int(self.concurrency[index]) if ok else 0),
+            "queued": int(self.queued[index]) if self.continuous and ok else 0,
             "bound": SERVE_BOUNDS[int(self.bound[index])] if ok else None,
         }
 
@@ -200,6 +222,8 @@ def serve_result(profile: DecodeProfile, dep: Deployment, input_len: object, out
             reason = np.where(budget.reason != FEASIBLE, budget.reason, np.where(c > budget.max_batch, BATCH_TOO_LARGE, FEASIBLE))
         else:  # the caller knows the batch ran: only weights that cannot fit stay infeasible
             reason = np.where(budget.reason == WEIGHTS_DO_NOT_FIT, WEIGHTS_DO_NOT_FIT, FEASIBLE)
+    if dep.batching == "continuous":
+        return _continuous(profile, dep, i, o, c if concurrency is not None else budget.max_batch, budget)
     c_eval = np.maximum(c, 1.0)
     i, o, c, c_eval, reason, max_c = np.broadcast_arrays(i, o, c, c_eval, reason, budget.max_batch)
     pre = prefill_time(profile, dep, i, c_eval)
@@ -215,6 +239,40 @@ def serve_result(profile: DecodeProfile, dep: Deployment, input_len: object, out
         prefill=PrefillTime(b(pre.compute_s), b(pre.memory_s), b(pre.comm_s), b(pre.overhead_s)),
         step=StepTime(b(step.compute_s), b(step.weights_s), b(step.kv_s), b(step.comm_s), b(step.overhead_s)),
         gpus=dep.gpus,
+    )
+
+
+def _continuous(profile: DecodeProfile, dep: Deployment, i: np.ndarray, o: np.ndarray, c: np.ndarray, budget) -> ServeResult:
+    """Steady-state continuous batching (``batching`` module): B = min(C, B_max) in flight, the rest
+    queued; each step at context I + O/2 also absorbs B / n_out prefills (chunked or own steps)."""
+    running, queued = running_and_queued(c, budget.max_batch)
+    reason = np.where(budget.reason != FEASIBLE, budget.reason, FEASIBLE)
+    i, o, c, running, queued, reason, max_c = np.broadcast_arrays(i, o, c, running, queued, reason, budget.max_batch)
+    b_eval = np.maximum(running, 1.0)
+    step = step_time(profile, dep, i + o / 2, b_eval)
+    pre = prefill_time(profile, dep, i, 1)
+    new_per_step = b_eval / steps_per_request(o, dep.mtp_acceptance_length)
+    if dep.engine_spec.chunked_prefill:
+        tokens = new_per_step * i
+        link = comm_time_s(profile, dep, b_eval * dep.tokens_per_sequence_step + tokens) - comm_time_s(profile, dep, b_eval * dep.tokens_per_sequence_step)
+        absorbed = chunk_compute_s(profile, dep, tokens, i) + link
+    else:
+        absorbed = new_per_step * pre.total_s
+    shape = np.broadcast(step.total_s, absorbed, i).shape
+    b = lambda a: np.broadcast_to(a, shape)  # noqa: E731
+    return ServeResult(
+        concurrency=b(c),
+        max_concurrency=b(max_c),
+        reason=b(reason),
+        input_len=b(i),
+        output_len=b(o),
+        prefill=PrefillTime(b(pre.compute_s), b(pre.memory_s), b(pre.comm_s), b(pre.overhead_s)),
+        step=StepTime(b(step.compute_s), b(step.weights_s), b(step.kv_s), b(step.comm_s), b(step.overhead_s)),
+        gpus=dep.gpus,
+        running_batch=b(running),
+        queued=b(queued),
+        prefill_per_step_s=b(absorbed),
+        emitted_per_sequence=dep.mtp_acceptance_length,
     )
 
 
@@ -245,6 +303,9 @@ def serve(profile: DecodeProfile, dep: Deployment, input_len: object, output_len
         "decode_step_time_s": np.where(ok, res.decode_step_s, 0.0),
         "output_tokens_per_s": res.output_tokens_per_s,
         "output_tokens_per_s_per_gpu": res.output_tokens_per_s_per_gpu,
+        "tokens_per_s_per_gpu": res.output_tokens_per_s_per_gpu,
+        "running_batch": np.where(ok, res.running_batch if res.continuous else res.concurrency, 0.0),
+        "queued": np.where(ok, res.queued, 0.0) if res.continuous else np.zeros(res.reason.shape),
         "bound": np.asarray(SERVE_BOUNDS)[res.bound],
     }
 

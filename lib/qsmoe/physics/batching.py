@@ -1,0 +1,58 @@
+"""Serving dynamics of continuous batching in steady state.
+
+C requests of I prompt and O output tokens are served by an engine that keeps up to B_max
+sequences in flight (the largest batch whose KV fits at the final context I + O):
+
+    running B = min(C, B_max),   queued = C - B                         [sequences]
+
+(a concurrency the HBM cannot admit queues; it is not infeasible). In steady state each running
+request is on average halfway through its output, so a decode step attends to I + O/2 tokens
+(the step time is affine in the context, so this mean is exact), and every step also absorbs
+the prefill of B / n_out new requests, n_out = O / a the steps a request lives (a tokens emitted
+per step, 1 without MTP):
+
+    chunked prefill:  T = T_step(B, I + O/2) + T_chunk(B * I / n_out tokens)
+    own steps:        T = T_step(B, I + O/2) + (B / n_out) * T_prefill(1 request of I)
+    output tokens/s per GPU = B * a / T / G
+
+T_chunk charges only what the prompt tokens add to a step whose weights are already streamed:
+their GEMM and causal-attention FLOPs (``chunk_compute_s``) and their link bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.profile import DecodeProfile
+
+
+def running_and_queued(concurrency: np.ndarray, max_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, queued) = (min(C, B_max), C - B) [sequences]."""
+    c = np.asarray(concurrency, dtype=float)
+    running = np.minimum(c, np.maximum(max_batch, 0.0))
+    return running, c - running
+
+
+def steps_per_request(output_len: np.ndarray, emitted_per_step: float) -> np.ndarray:
+    """n_out = O / a [steps]: decode steps one request spends in the running batch."""
+    return np.asarray(output_len, dtype=float) / emitted_per_step
+
+
+def chunk_compute_s(profile: DecodeProfile, dep: Deployment, prompt_tokens: np.ndarray, input_len: np.ndarray) -> np.ndarray:
+    """Seconds the prompt tokens of chunked prefill add to a decode step (weights already read):
+
+    2 * n * A_mm / G / (P_w * eta_c)  +  n * a_pre * (I + 1)/2 / G / (P_attn * eta_c)
+
+    with n prompt tokens, A_mm the matmul parameters a token multiplies, a_pre the prefill
+    attention FLOPs per context token (mean causal context (I + 1)/2).
+    """
+    n = np.asarray(prompt_tokens, dtype=float)
+    g, eta_c = dep.gpus, dep.compute_efficiency
+    mm = 2.0 * n * (profile.proj_params + profile.decode_ffn_active_params) / g / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
+    attn = n * profile.prefill_attn_flops_per_context_token * (np.asarray(input_len, dtype=float) + 1) / 2 / g / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
+    return mm + attn
+
+
+def steady_step_s(decode_step_s: np.ndarray, prefill_per_step_s: np.ndarray) -> np.ndarray:
+    """T = T_step + the prefill work each step absorbs [s]."""
+    return np.asarray(decode_step_s) + np.asarray(prefill_per_step_s)

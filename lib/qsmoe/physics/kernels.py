@@ -1,0 +1,66 @@
+"""Kernel-level fixed costs and size-dependent efficiency.
+
+A kernel that moves Q bytes and does F FLOPs takes (latency + work model, Hockney form)
+
+    t = t_0 + max(F / (P * eta_c), Q / (BW * eta_m))                         [s]
+
+so its achieved fraction of the roofline, (t - t_0) / t, rises with its size: small GEMMs
+(routed experts with a few tokens each, projections at batch 1-16) reach far less of peak than
+large ones without a separate efficiency curve. t_0 is ``kernel_floor_s`` with CUDA/HIP graphs
+(the GPU runs the captured kernels back to back) and ``kernel_launch_s`` without (each kernel is
+launched from the host). The step pays t_0 once per kernel it runs:
+
+    T_floor = N_kernels * t_0,    N_kernels = L_attn * n_attn + L_dense * n_ffn + L_moe * n_moe + n_head
+
+with the counts per layer in ``KERNELS_PER_LAYER``. Grouped GEMMs pad each expert's m tokens to
+the kernel's M block: compute FLOPs scale by ceil(m / m_block) * m_block / m (``tile_padding``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qsmoe.physics.profile import DecodeProfile
+
+#: Kernels one decoder layer runs per forward pass, by operation group (fused as the serving
+#: engines fuse them): attention = input norm, QKV (or MLA down/up) projections (2), RoPE + KV
+#: write, attention kernel, output projection, residual add (7); dense FFN = post-attention norm,
+#: gate-up GEMM, activation, down GEMM (4); MoE = norm, router GEMM, top-k, permute, grouped GEMM
+#: up, activation, grouped GEMM down, unpermute/weighted sum, shared-expert GEMMs (2) (10); head =
+#: final norm, LM head, sampling (3). Counted from the decoder-layer definitions of DeepSeek-V3
+#: (deepseek-ai/DeepSeek-V3, inference/model.py) and Llama (meta-llama/llama-models), one kernel
+#: per fused operation; collectives are counted by comm.py.
+KERNELS_PER_LAYER = {"attention": 7, "dense_ffn": 4, "moe": 10, "head": 3}
+
+
+def kernels_per_step(profile: DecodeProfile) -> float:
+    """N_kernels = L * n_attn + (L - L_moe) * n_ffn + L_moe * n_moe + n_head for one forward pass."""
+    k = KERNELS_PER_LAYER
+    dense_layers = profile.n_blocks - profile.moe_layers
+    return float(profile.n_blocks * k["attention"] + dense_layers * k["dense_ffn"] + profile.moe_layers * k["moe"] + k["head"])
+
+
+def per_kernel_floor_s(use_graphs: bool, kernel_floor_s: float, kernel_launch_s: float) -> float:
+    """t_0 [s]: ``kernel_floor_s`` with CUDA/HIP graphs, ``kernel_launch_s`` without."""
+    return kernel_floor_s if use_graphs else kernel_launch_s
+
+
+def launch_floor_s(profile: DecodeProfile, use_graphs: bool, kernel_floor_s: float, kernel_launch_s: float) -> float:
+    """T_floor = N_kernels * t_0 [s] per forward pass."""
+    return kernels_per_step(profile) * per_kernel_floor_s(use_graphs, kernel_floor_s, kernel_launch_s)
+
+
+def tile_padding(tokens_per_expert: np.ndarray, block_m: float) -> np.ndarray:
+    """ceil(m / m_block) * m_block / m (>= 1, dimensionless): the compute a grouped GEMM spends on
+    m tokens per expert relative to m; 1 where m <= 0 (no expert runs) or block_m <= 1."""
+    m = np.asarray(tokens_per_expert, dtype=float)
+    if block_m <= 1:
+        return np.ones_like(m)
+    safe = np.where(m > 0, m, 1.0)
+    return np.where(m > 0, np.ceil(safe / block_m) * block_m / safe, 1.0)
+
+
+def achieved_fraction(work_s: np.ndarray, floor_s: float) -> np.ndarray:
+    """(t - t_0) / t = work / (t_0 + work) (dimensionless): the share of a kernel's time spent on
+    its roofline work; -> 1 for large kernels, -> 0 for tiny ones."""
+    w = np.asarray(work_s, dtype=float)
+    return np.where(w + floor_s > 0, w / np.maximum(w + floor_s, 1e-300), 1.0)
