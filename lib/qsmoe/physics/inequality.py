@@ -51,3 +51,9 @@ def qs_threshold(usable_bytes: object, moe_weight_bytes: object, phi: object = 1
 def predicted_disadvantaged(q: object, s: object, threshold: object = 1.0) -> np.ndarray:
     """The qs inequality: True where q*s < threshold (1 in the simple large-batch form)."""
     return np.asarray(q, dtype=float) * np.asarray(s, dtype=float) < np.asarray(threshold, dtype=float)
+
+
+def capacity_lever(qs: float, usable_bytes: float, moe_weight_bytes: float) -> float:
+    """(M - qsW) / (M - W): the dense/MoE ratio of largest batches (KV room), i.e. R with
+    phi = rho = 1.  Defined only where the MoE fits (M > W); callers test that first."""
+    return (usable_bytes - qs * moe_weight_bytes) / (usable_bytes - moe_weight_bytes)

@@ -57,6 +57,13 @@ class DecodeProfile:
         """FFN weights one decode token multiplies: dense FFN, shared and top-k routed experts."""
         return self.dense_ffn_params + self.shared_params + self.routed_params * self.top_k / self.n_experts
 
+    def decode_flops_per_token(self, context_tokens: Num) -> Num:
+        """FLOPs to decode one token at ``context_tokens``, as :mod:`qsmoe.physics.decode` counts them:
+        2 per decode-path weight (projections, LM head, dense FFN, shared and top-k routed experts)
+        plus the attention FLOPs over the cache."""
+        weights = self.proj_params + self.head_params + self.decode_ffn_active_params
+        return 2 * weights + self.attn_flops_per_context_token * context_tokens
+
     @property
     def ffn_decode_share(self) -> Num:
         """Share of the resident FFN weights that lie on the decode path (1 for decoder-only models)."""

@@ -3,11 +3,13 @@
 q is the size multiplier a dense model needs, relative to the MoE's ACTIVE parameters,
 to match the MoE's quality: P_dense = q * A.  Then q*s = P_dense / T (T = MoE total).
 
-Estimators (``Q_RULES``):
+Estimators (the registry :data:`Q_RULE_REGISTRY`; ``Q_RULES`` are its names):
   geomean   q = sqrt(T / A)                 (community rule: dense-equivalent = sqrt(T*A); q*s = sqrt(s))
   author    q = P_match / A or a stated rule  (published pairings, data/quality.yaml)
   explicit  q given by the user
   clark     Clark et al. 2022 effective parameter count (see clark.py; extrapolated)
+A new rule is one more :class:`QRule` entry: the parameter check, the book's tables and
+figures (label and marker) and the sensitivity sweep all read the registry.
 
 Dense architectures (``DENSE_ARCHS``), all of the same decode-path structure as a dense
 transformer with P_dense parameters:
@@ -21,6 +23,8 @@ transformer with P_dense parameters:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +35,6 @@ from qsmoe.specs.architecture import ModelSpec
 from qsmoe.physics.clark import clark_q
 from qsmoe.physics.profile import DecodeProfile
 
-Q_RULES = ("geomean", "author", "explicit", "clark")
 DENSE_ARCHS = ("moe_attention", "scaled_attention", "llama_gqa")
 
 
@@ -62,19 +65,47 @@ def author_q(spec: ModelSpec, active_params: float) -> float:
     return f.number("dense_params") / active_params
 
 
+def _explicit_q(explicit: float | None) -> float:
+    if explicit is None or not math.isfinite(explicit) or explicit <= 0:
+        raise QsError(f"must be a number > 0, got {explicit!r}", field="q_explicit")
+    return float(explicit)
+
+
+@dataclass(frozen=True)
+class QRule:
+    """One way of estimating q: its name (the ``q_rule`` value), the estimator
+    (spec, total params T, active params A, explicit q) -> q, and how figures show it."""
+
+    name: str
+    estimator: Callable[[ModelSpec, float, float, float | None], float]
+    label: str  # legend text
+    marker: str  # matplotlib marker, the same in every figure
+    from_model: bool = True  # False: q is given, not derived from the model (not compared across models)
+
+
+#: Every q rule, in the order tables and figures list them.
+Q_RULE_REGISTRY: tuple[QRule, ...] = (
+    QRule("geomean", lambda spec, t, a, x: math.sqrt(t / a), "geometric mean, q = (T/A)^1/2", "o"),
+    QRule("author", lambda spec, t, a, x: author_q(spec, a), "published pairing", "^"),
+    QRule("explicit", lambda spec, t, a, x: _explicit_q(x), "given value (q_explicit)", "D", from_model=False),
+    QRule("clark", lambda spec, t, a, x: clark_q(spec), "Clark et al. scaling law", "s"),
+)
+Q_RULES: tuple[str, ...] = tuple(r.name for r in Q_RULE_REGISTRY)
+#: The rules that derive q from the model (what the book compares across models).
+MODEL_Q_RULES: tuple[str, ...] = tuple(r.name for r in Q_RULE_REGISTRY if r.from_model)
+
+
+def q_rule(name: str) -> QRule:
+    """The registry entry of rule ``name``."""
+    for rule in Q_RULE_REGISTRY:
+        if rule.name == name:
+            return rule
+    raise QsError(f"{name!r} is not one of {', '.join(Q_RULES)}", field="q_rule")
+
+
 def estimate_q(rule: str, spec: ModelSpec, total_params: float, active_params: float, explicit: float | None = None) -> float:
     """q under the named rule for the MoE ``spec`` with ``total_params`` and ``active_params``."""
-    if rule == "geomean":
-        return math.sqrt(total_params / active_params)
-    if rule == "author":
-        return author_q(spec, active_params)
-    if rule == "explicit":
-        if explicit is None or not math.isfinite(explicit) or explicit <= 0:
-            raise QsError(f"must be a number > 0, got {explicit!r}", field="q_explicit")
-        return float(explicit)
-    if rule == "clark":
-        return clark_q(spec)
-    raise QsError(f"{rule!r} is not one of {', '.join(Q_RULES)}", field="q_rule")
+    return q_rule(rule).estimator(spec, total_params, active_params, explicit)
 
 
 def _check_q(q: np.ndarray) -> None:

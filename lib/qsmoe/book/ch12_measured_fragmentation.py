@@ -1,207 +1,32 @@
-"""Helpers for the chapter "Reuse fragmentation, measured" (chapters/12-measured-fragmentation.md).
+"""Records and figures for chapter 12, "Reuse fragmentation, measured" (chapters/12-measured-fragmentation.md).
 
-The chapter times, on the machine that builds the book, a dense FFN against an MoE layer that does
-the same FLOPs per token (:mod:`qsmoe.evidence.microbench`), and sets the times against a roofline built from
-that machine's measured bandwidth and matmul peak.  This module
-
-* runs the benchmark at sizes that fit the chapter's share of the book's build time
-  (:func:`run_chapter_benchmark`), with the BLAS pinned to :data:`BLAS_THREADS` thread(s)
-  (:func:`blas_threads`), because the book executes two chapters at once on its build machine;
-* turns the raw timings into the rows the chapter plots and tabulates (:func:`sweep_rows`) and
-  the numbers its prose quotes (:func:`sweep_summary`, :func:`machine_facts`);
-* draws the two figures for either device (:func:`plot_time_per_token`, :func:`plot_ratio`).
-
-No new physics: the roofline is :func:`qsmoe.evidence.microbench.roofline_time_s`, the routing model is
-:func:`qsmoe.physics.routing.fraction_streamed`.  Everything here is measured, so unlike the rest of the
-book its numbers change from run to run and from machine to machine.
+Turns the raw timings of :func:`qsmoe.evidence.chapter_bench.run_chapter_benchmark` into the rows the
+chapter plots and tabulates (:func:`sweep_rows`) and the numbers its prose quotes
+(:func:`sweep_summary`, :func:`machine_facts`), and draws the two figures for either device
+(:func:`plot_time_per_token`, :func:`plot_ratio`).  The roofline is
+:func:`qsmoe.evidence.microbench.roofline_time_s`, the routing model
+:func:`qsmoe.physics.routing.fraction_streamed`, the compute-bound batches
+:mod:`qsmoe.physics.intensity`.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import statistics
-import time
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from qsmoe.book.palette import SIDE_COLORS
+from qsmoe.errors import QsError
 from qsmoe.evidence import microbench as mb
+from qsmoe.evidence.chapter_bench import CHAPTER_SIZES
+from qsmoe.physics.intensity import dense_compute_bound_batch, expert_compute_bound_batch_limit
+from qsmoe.physics.routing import fraction_streamed
 from qsmoe.scenario.analysis import roofline_ridge
 from qsmoe.specs.dtypes import bytes_per_value
-from qsmoe.errors import QsError
 from qsmoe.specs.models import load_model
-from qsmoe.physics.routing import fraction_streamed
 
-#: Layer shapes of the CPU sweep: a 256 MiB float32 expert pool (8x a 32 MiB last-level cache) and
-#: 4.2 MFLOP per token, a quarter of microbench.CPU_SIZES' FLOPs so the sweep fits in a few seconds.
-#: E/k = 32, as in DeepSeek-V3 (256 experts, top-8).
-CHAPTER_SIZES: dict[str, int] = {"d_model": 1024, "d_ff": 256, "n_experts": 128, "top_k": 4}
-#: Batch sizes (tokens per layer call) of the CPU sweep: powers of two from 1 to 2048.
-CHAPTER_BATCHES: tuple[int, ...] = tuple(2**i for i in range(12))
-#: Timed repetitions per batch size (fewer where the time share runs out; at least one).
-CHAPTER_REPS = 5
-#: Seconds for the CPU peaks (bandwidth, then matmul).
-PEAK_BUDGET_S = 3.0
-#: Seconds for the CPU sweep, weight set-up included.
-SWEEP_BUDGET_S = 5.0
-#: Seconds for the per-expert overhead probe.
-PROBE_BUDGET_S = 0.3
-#: Seconds for the GPU benchmark (peaks and sweep) where torch sees a GPU.
-GPU_BUDGET_S = 6.0
-#: BLAS threads while the CPU is timed: the book executes two chapters at once on a 2-core machine,
-#: so more threads than one per chapter would time the OS scheduler rather than the memory system.
-BLAS_THREADS = 1
-#: Overhead probe: the same routing and NumPy calls on experts too small to cost bandwidth or FLOPs
-#: (d_model 16, d_ff 8), so the MoE layer's time is its fixed per-expert cost.
-PROBE_SIZES: dict[str, int] = {"d_model": 16, "d_ff": 8}
-#: Batch of the probe: every expert is touched, with B*k/E tokens each (32 for the default sizes).
-PROBE_BATCH = 1024
 #: The roofline "under-predicts" a point when measured / predicted - 1 exceeds this.
 UNDERPREDICT_THRESHOLD = 0.5
-
-# OpenBLAS entry points, as exported by the builds NumPy ships (scipy-openblas, 64-bit ints) and by others.
-_OPENBLAS_PREFIXES = ("scipy_", "")
-_OPENBLAS_SUFFIXES = ("64_", "_64", "")
-
-
-# ---------------------------------------------------------------- BLAS threads
-
-
-def _openblas_libraries() -> list[Path]:
-    """Shared objects with 'openblas' in their name that this process has loaded (Linux only)."""
-    np.ones((2, 2)) @ np.ones((2, 2))  # make sure NumPy's BLAS is loaded
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        return []
-    paths = {line.split(maxsplit=5)[5] for line in maps.read_text().splitlines() if len(line.split(maxsplit=5)) == 6}
-    return sorted(Path(p) for p in paths if "openblas" in Path(p).name.lower() and Path(p).is_file())
-
-
-def _openblas_symbol(lib: ctypes.CDLL, name: str) -> Any:
-    """``name`` (e.g. 'openblas_get_num_threads') under any known prefix/suffix, else None."""
-    for prefix in _OPENBLAS_PREFIXES:
-        for suffix in _OPENBLAS_SUFFIXES:
-            func = getattr(lib, f"{prefix}{name}{suffix}", None)
-            if func is not None:
-                return func
-    return None
-
-
-@contextlib.contextmanager
-def blas_threads(n_threads: int) -> Iterator[str]:
-    """Run the block with NumPy's OpenBLAS limited to ``n_threads``; yields a sentence saying what was done.
-
-    Finds the loaded OpenBLAS through ``/proc/self/maps`` and calls its
-    ``openblas_set_num_threads`` (as threadpoolctl does), restoring the old count afterwards.
-    Elsewhere (no OpenBLAS, or not Linux) the BLAS is left as it is and the sentence says so.
-    """
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise QsError(f"must be a positive integer, got {n_threads!r}", field="n_threads")
-    controls = []
-    for path in _openblas_libraries():
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        get, set_ = _openblas_symbol(lib, "openblas_get_num_threads"), _openblas_symbol(lib, "openblas_set_num_threads")
-        if get is not None and set_ is not None:
-            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-            controls.append((get, set_, int(get())))
-    if not controls:
-        yield "the BLAS threads were left at the library's default (no OpenBLAS thread control was found)"
-        return
-    for _, set_, _ in controls:
-        set_(n_threads)
-    try:
-        was = ", ".join(str(old) for _, _, old in controls)
-        yield f"OpenBLAS was limited to {n_threads} thread{'s' if n_threads > 1 else ''} for the timings (its default here: {was})"
-    finally:
-        for _, set_, old in controls:
-            set_(old)
-
-
-# ---------------------------------------------------------------- running
-
-
-def _device_report(peaks: mb.MachinePeaks, sizes: Mapping[str, int], batches: Sequence[int], records: Sequence[mb.LayerTiming]) -> dict[str, Any]:
-    """One device's results in the shape :func:`qsmoe.evidence.microbench.run_all` uses for ``cpu`` and ``gpu``."""
-    bytes_per_value = 2 if peaks.dtype == "bfloat16" else int(np.dtype(peaks.dtype).itemsize)
-    return {
-        "skipped": False,
-        "peaks": asdict(peaks),
-        "sizes": mb.sweep_sizes(**sizes, bytes_per_value=bytes_per_value, llc_bytes=peaks.llc_bytes),
-        "batches": sorted(set(batches)),
-        "records": [asdict(r) for r in records],
-    }
-
-
-def probe_expert_overhead_s(peaks: mb.MachinePeaks, n_experts: int, top_k: int, *, seed: int = 0, budget_s: float = PROBE_BUDGET_S) -> float:
-    """Seconds the MoE layer spends per touched expert beyond its FLOPs and bytes, on the CPU.
-
-    Times the MoE layer with :data:`PROBE_SIZES` experts (a few KiB each) at :data:`PROBE_BATCH`
-    tokens, where its roofline time is negligible, and divides by the experts touched. This is the
-    fixed cost of the per-expert NumPy calls (gather, two matmuls, ReLU, scatter-add) and Python loop.
-    """
-    (record,) = mb.time_ffn_layers(
-        **PROBE_SIZES, n_experts=n_experts, top_k=top_k, batches=[PROBE_BATCH], seed=seed, dtype=peaks.dtype, reps=CHAPTER_REPS, budget_s=budget_s, peaks=peaks
-    )
-    return min(record.moe_rep_s) / record.experts_touched
-
-
-def run_chapter_benchmark(
-    *,
-    sizes: Mapping[str, int] = CHAPTER_SIZES,
-    batches: Sequence[int] = CHAPTER_BATCHES,
-    reps: int = CHAPTER_REPS,
-    peak_budget_s: float = PEAK_BUDGET_S,
-    sweep_budget_s: float = SWEEP_BUDGET_S,
-    gpu_budget_s: float = GPU_BUDGET_S,
-    n_threads: int = BLAS_THREADS,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The chapter's benchmark: CPU peaks, CPU sweep and overhead probe with the BLAS pinned, then the GPU.
-
-    Returns ``{"cpu": ..., "gpu": ..., "blas_threads": sentence, "expert_overhead_s": s,
-    "load_average_before": ..., "load_average_after": ..., "wall_s": s}``,
-    ``cpu`` and ``gpu`` shaped as in :func:`qsmoe.evidence.microbench.run_all` (``gpu`` may be
-    ``{"skipped": True, "reason": ...}``, also when the GPU run raises). Takes about the sum of the budgets (a point always gets one
-    repetition, so a slow machine can overrun the sweep's budget).
-    """
-    start = time.perf_counter()
-    load_before = _load_average()
-    with blas_threads(n_threads) as threads_note:
-        peaks = mb.measure_machine(budget_s=peak_budget_s)
-        records = mb.time_ffn_layers(**sizes, batches=batches, seed=seed, reps=reps, budget_s=sweep_budget_s, peaks=peaks)
-        overhead_s = probe_expert_overhead_s(peaks, sizes["n_experts"], sizes["top_k"], seed=seed)
-    cpu = _device_report(peaks, sizes, batches, records)
-    try:
-        gpu = mb.run_gpu_benchmark(seed=seed, budget_s=gpu_budget_s)
-    except Exception as err:  # noqa: BLE001 - a GPU that fails must not stop the book; the page says why
-        last = (str(err).strip().splitlines() or [""])[-1]
-        gpu = {"skipped": True, "reason": f"the GPU benchmark failed ({type(err).__name__}: {last})".replace(": )", ")")}
-    return {
-        "cpu": cpu,
-        "gpu": gpu,
-        "blas_threads": threads_note,
-        "expert_overhead_s": overhead_s,
-        "load_average_before": load_before,
-        "load_average_after": _load_average(),
-        "wall_s": time.perf_counter() - start,
-    }
-
-
-def _load_average() -> float:
-    """The OS's one-minute load average (runnable processes), or 0.0 where the OS has none."""
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return 0.0
-
-
-# ---------------------------------------------------------------- rows and summaries
 
 
 def sweep_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -352,9 +177,8 @@ def sweep_summary(report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] |
         "touched_max_deviation": max(abs(r["touched_fraction"] - r["model_touched_fraction"]) for r in rows),
         "penalty_verdict": penalty_verdict(peak["ratio"], peak_roofline["roofline_ratio"], last["ratio"], last["roofline_ratio"]),
         "ridge_flops_per_byte": ridge,
-        # a GEMM [B, d] x [d, w] in b-byte values does 2 B d w FLOPs on ~b d w weight bytes: ridge at B = ridge * b / 2
-        "ridge_batch_tokens": ridge * sizes["bytes_per_value"] / 2,
-        "ridge_moe_batch_tokens": ridge * sizes["bytes_per_value"] / 2 * sizes["n_experts"] / sizes["top_k"],
+        "ridge_batch_tokens": dense_compute_bound_batch(ridge, sizes["bytes_per_value"]),
+        "ridge_moe_batch_tokens": expert_compute_bound_batch_limit(ridge, sizes["bytes_per_value"], sizes["n_experts"], sizes["top_k"]),
     }
     if expert_overhead_s is not None:
         overhead_us = expert_overhead_s * 1e6 * worst["experts_touched"]
@@ -442,22 +266,23 @@ def accelerator_comparison(values: Mapping[str, Any], sizes: Mapping[str, int] =
     """The book's accelerator next to the benchmark: its ridge point and where dense and MoE FFNs cross it.
 
     ``ridge_flops_per_byte`` is :func:`qsmoe.scenario.analysis.roofline_ridge` (achievable peak FLOP/s over
-    achievable HBM bandwidth, in the parameter set's weight format). A GEMM of B rows on b-byte weights
-    does about 2/b FLOPs per weight byte per row, so the dense FFN turns compute-bound at
-    ``B = ridge * b / 2`` tokens and an MoE expert at that many tokens per expert, about
-    ``ridge * b / 2 * E / k`` tokens of batch for the benchmark's E/k. Also returns the headline
-    model's E and k for comparison with the benchmark's.
+    achievable HBM bandwidth, in the parameter set's weight format); the dense FFN turns compute-bound
+    at :func:`qsmoe.physics.intensity.dense_compute_bound_batch` tokens, an MoE expert at that many
+    tokens per expert, about :func:`qsmoe.physics.intensity.expert_compute_bound_batch_limit` tokens of
+    batch for the benchmark's E/k. Also returns the headline model's E and k for comparison with the
+    benchmark's.
     """
     ridge = roofline_ridge(values)
     b = bytes_per_value(values["weight_dtype"], field="weight_dtype")
     e_over_k = sizes["n_experts"] / sizes["top_k"]
+    dense_batch = dense_compute_bound_batch(ridge["ridge_flops_per_byte"], b)
     moe = load_model(values["headline_model"]).moe
     return {
         "hardware": ridge["hardware"],
         "weight_dtype": values["weight_dtype"],
         "ridge_flops_per_byte": ridge["ridge_flops_per_byte"],
-        "dense_ridge_batch_tokens": ridge["ridge_flops_per_byte"] * b / 2,
-        "moe_ridge_batch_tokens": ridge["ridge_flops_per_byte"] * b / 2 * e_over_k,
+        "dense_ridge_batch_tokens": dense_batch,
+        "moe_ridge_batch_tokens": expert_compute_bound_batch_limit(ridge["ridge_flops_per_byte"], b, sizes["n_experts"], sizes["top_k"]),
         "bench_e_over_k": e_over_k,
         "headline_model_experts": moe.n_routed_experts if moe else 0,
         "headline_model_top_k": moe.top_k if moe else 0,
@@ -481,7 +306,7 @@ def _batch_axis(ax: Any, batches: np.ndarray) -> None:
 
 def plot_time_per_token(ax: Any, rows: Sequence[Mapping[str, Any]], device: str) -> None:
     """Time per token versus batch (log-log): measured medians with min-max bars (markers), roofline (lines)."""
-    palette = {"dense": "C0", "MoE": "C1"}
+    palette = SIDE_COLORS
     b = np.array([r["batch_tokens"] for r in rows], dtype=float)
     for name, key in (("dense", "dense"), ("MoE", "moe")):
         mid = np.array([r[f"{key}_us"] for r in rows])
@@ -525,5 +350,3 @@ def plot_ratio(axes: Sequence[Any], rows: Sequence[Mapping[str, Any]], n_experts
     ax_touch.set_xlabel("batch B (tokens per layer call)")
     ax_touch.set_ylabel("experts touched / E")
     ax_touch.legend(fontsize=8, loc="lower right")
-
-
