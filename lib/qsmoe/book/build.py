@@ -15,6 +15,7 @@ Layout of one build (``<slug>`` is the parameter set's :attr:`ParamSet.slug`)::
             _static/results/params.json     the parameter set (its hash identifies the build)
             _static/results/volatile.json   values and tables measured at build time (vary between builds)
             _static/results/*.csv           every table
+            _static/source/                 the tree built from and the qsmoe wheel (qsmoe.book.source_archive)
         .doctrees/              Sphinx's cache (incremental rebuilds)
     _build/.staging/<slug>/     where a build of <slug> works; renamed over _build/<slug>/ on success
 
@@ -34,6 +35,7 @@ from typing import Any, Iterable, Sequence
 from qsmoe import REPO_ROOT
 from qsmoe.book.execute import execute_chapters, say
 from qsmoe.book.outdir import check_target, prepare_out_root, publish, record_text, staging
+from qsmoe.book.source_archive import ship_source
 from qsmoe.book.sphinx_build import run_sphinx
 from qsmoe.book.stage import stage_sources, toc_chapters
 from qsmoe.errors import QsError
@@ -159,6 +161,7 @@ def build_book(
             t_sphinx = time.perf_counter()
             say(f"jupyter-book build ... {t_sphinx - t_exec:.1f} s", log)
             collect_results(work, present, params)
+            ship_source(work / "html", commit, repo_root)
             publish(work, build_dir)
     except OSError as exc:
         raise QsError(f"cannot write the build: {exc.strerror or exc}", source=str(getattr(exc, "filename", None) or out_root)) from None
