@@ -1,5 +1,5 @@
 """Tests for the chapter-facing report modules: qsmoe.book.report_basics, qsmoe.book.report_inequality,
-qsmoe.book.report_ledger and qsmoe.book.report_validation.
+and qsmoe.book.report_ledger (report_validation: tests/test_calibration.py).
 
 These modules only reshape library results, so the tests check what their docstrings and the
 chapters promise: documented thresholds (each branch and both sides of each boundary),
@@ -9,7 +9,6 @@ produce agree with the numbers under several parameter sets.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -18,20 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from qsmoe import REPO_ROOT
 from qsmoe.scenario import analysis
 from qsmoe.book import report_basics as rb
 from qsmoe.book import report_inequality as ri
 from qsmoe.book import report_ledger as rl
 from qsmoe.cli import capture
-from qsmoe.book import report_validation as rv
 from qsmoe.scenario.compare import scenario
 from qsmoe.errors import QsError
 from qsmoe.scenario.params import DEFAULT_PARAMS_PATH, resolve
 from qsmoe.physics.routing import fraction_streamed, tokens_per_expert
-from qsmoe.evidence.validation import GROUPS
 
-MEASUREMENTS_CSV = REPO_ROOT / "data" / "measured" / "measurements.csv"
 
 #: Parameter variants the wording must follow (deployments far from the default).
 VARIANTS = (
@@ -71,17 +66,6 @@ def default_yaml() -> dict:
 @pytest.fixture(scope="module")
 def ledger(values) -> dict:
     return rl.claims_ledger(values)
-
-
-@pytest.fixture(scope="module")
-def vreport(values) -> dict:
-    return rv.run(values)
-
-
-@pytest.fixture(scope="module")
-def csv_rows() -> dict[str, dict]:
-    with open(MEASUREMENTS_CSV, encoding="utf-8", newline="") as fh:
-        return {r["id"]: r for r in csv.DictReader(fh)}
 
 
 # ======================================================================================
@@ -964,197 +948,3 @@ class TestRunCli:
         assert rl.build_slug(tmp_path, "fallback") == "fallback"
         path = rl.repo_path("data/params/default.yaml")
         assert Path(path).is_absolute() and Path(path).samefile(DEFAULT_PARAMS_PATH)
-
-
-# ======================================================================================
-# report_validation
-# ======================================================================================
-
-
-def _rec(**kw) -> dict:
-    """A validation record with neutral fields (selected by no gap group)."""
-    base = {
-        "id": "X", "model": "llama-3.1-70b", "hardware": "h100-sxm", "vendor": "nvidia", "regime": "e2e",
-        "moe": False, "split": "judge", "n_gpus": 8, "layout": "tp", "comm_overlap": False,
-        "weight_dtype": "fp8", "kv_dtype": "bf16", "context": 2048, "input_len": 1024, "output_len": 1024,
-        "batch_stated": False, "batch_calibrated": None, "measured": 100.0,
-        "predicted_default": 100.0, "predicted_calibrated": 100.0,
-        "error_default": 0.0, "error_calibrated": 0.0, "bound_calibrated": "weights",
-        "engine": "vLLM 0.8", "notes": "",
-    }
-    base.update(kw)
-    return base
-
-
-class TestValidationWords:
-    def test_target_is_documented(self):
-        assert rv.TARGET_ABS_ERROR == 0.25
-
-    @pytest.mark.parametrize("med, word", [
-        (0.0, "meets"), (0.10, "meets"), (0.2499, "meets"), (0.25, "meets"),
-        (0.2501, "misses"), (0.9, "misses"),
-        (None, "cannot be judged against"),
-    ])
-    def test_verdict(self, med, word):
-        assert rv.verdict(med) == word
-
-    def test_verdict_custom_target(self):
-        assert rv.verdict(0.3, target=0.5) == "meets"
-        assert rv.verdict(0.3, target=0.2) == "misses"
-
-    def test_verdict_agrees_with_the_judged_rows(self, vreport):
-        # The judged number: median |error| of held-out decode rows with batch and context stated.
-        # meets => at least half of those rows lie within the target; misses => at least half outside.
-        for which in ("calibrated", "default"):
-            errs = [abs(r[f"error_{which}"]) for r in vreport["rows"]
-                    if r["split"] == "judge" and GROUPS["decode_stated"](r) and r[f"error_{which}"] is not None]
-            med = vreport["summary"][which]["judge"]["decode_stated"]["median_abs_error"]
-            word = rv.verdict(med)
-            if not errs:
-                assert word == "cannot be judged against"
-                continue
-            assert med == pytest.approx(float(np.median(errs)))
-            inside = sum(e <= rv.TARGET_ABS_ERROR for e in errs)
-            if word == "meets":
-                assert inside >= len(errs) / 2
-            else:
-                assert word == "misses" and len(errs) - inside >= len(errs) / 2
-
-
-class TestGapGroups:
-    def test_documented_predicates_on_hand_made_records(self):
-        P = rv.GAP_GROUPS
-        neutral = _rec()
-        assert not any(p(neutral) for p in P.values())
-        ds_ep = _rec(model="deepseek-v3", moe=True, layout="ep", comm_overlap=True)
-        assert P["ep_comm"](ds_ep) and P["deepseek_ep"](ds_ep) and not P["deepseek_tp8"](ds_ep)
-        ds_ep_no_overlap = dict(ds_ep, comm_overlap=False)
-        assert not P["ep_comm"](ds_ep_no_overlap) and P["deepseek_ep"](ds_ep_no_overlap)
-        ds_tp = _rec(model="deepseek-v3", moe=True, layout="tp")
-        assert P["deepseek_tp8"](ds_tp) and not P["deepseek_ep"](ds_tp)
-        assert P["fp4"](_rec(weight_dtype="fp4")) and not P["fp4"](_rec(weight_dtype="fp8"))
-        assert P["trtllm_v06"](_rec(engine="TensorRT-LLM v0.6.1 (static)"))
-        assert not P["trtllm_v06"](_rec(engine="TensorRT-LLM v0.17"))
-        assert P["rocm_dense"](_rec(vendor="amd", hardware="mi300x"))
-        assert not P["rocm_dense"](_rec(vendor="amd", hardware="mi300x", moe=True))
-        assert P["mtp_unknown"](_rec(notes="whether MTP was active is not stated"))
-        assert not P["mtp_unknown"](_rec(notes="fixed lengths, no MTP."))
-        dd1 = _rec(regime="decode", batch_stated=True, batch_calibrated=1)
-        assert P["dense_decode"](dd1) and P["dense_decode_b1"](dd1) and not P["dense_decode_batched"](dd1)
-        dd25 = dict(dd1, batch_calibrated=25)
-        assert P["dense_decode_batched"](dd25) and not P["dense_decode_b1"](dd25)
-        unstated = _rec(regime="decode", batch_stated=False, batch_calibrated=64)
-        assert P["dense_decode"](unstated) and not P["dense_decode_b1"](unstated) and not P["dense_decode_batched"](unstated)
-        ci = _rec(hardware="h200", regime="e2e", batch_stated=True, input_len=32)
-        assert P["vllm_ci"](ci) and not P["vllm_ci"](dict(ci, input_len=128)) and not P["vllm_ci"](dict(ci, hardware="h100-sxm"))
-
-    def test_groups_select_rows_by_their_csv_setup(self, vreport, csv_rows):
-        """Each group against the same selection made directly on measurements.csv."""
-        ids = {name: {r["id"] for r in vreport["rows"] if p(r)} for name, p in rv.GAP_GROUPS.items()}
-        c = csv_rows
-        assert ids["fp4"] == {i for i, r in c.items() if r["weight_dtype"] == "fp4"}
-        assert ids["trtllm_v06"] == {i for i, r in c.items() if "v0.6" in r["engine"]}
-        assert ids["deepseek_tp8"] == {i for i, r in c.items() if r["model"] == "deepseek-v3" and r["layout"] == "tp"}
-        assert all(c[i]["n_gpus"] == "8" for i in ids["deepseek_tp8"])  # "on one 8-GPU node"
-        assert ids["deepseek_ep"] == {i for i, r in c.items() if r["model"] == "deepseek-v3" and r["layout"] == "ep"}
-        assert ids["ep_comm"] == {i for i in ids["deepseek_ep"] if c[i]["comm_overlap"] == "yes"}
-        assert ids["rocm_dense"] and all(c[i]["hardware"].startswith("mi") for i in ids["rocm_dense"])
-        assert ids["mtp_unknown"] == {i for i, r in c.items() if "MTP" in r["notes"] and "no MTP" not in r["notes"]}
-        assert ids["vllm_ci"] and all(c[i]["hardware"] == "h200" and c[i]["input_len"] == "32" and c[i]["regime"] == "e2e" for i in ids["vllm_ci"])
-        assert ids["dense_decode_b1"] | ids["dense_decode_batched"] <= ids["dense_decode"]
-        assert not ids["dense_decode_b1"] & ids["dense_decode_batched"]
-
-    def test_run_attaches_engine_and_notes(self, vreport, csv_rows):
-        assert {r["id"] for r in vreport["rows"]} == set(csv_rows)
-        for r in vreport["rows"]:
-            assert r["engine"] == csv_rows[r["id"]]["engine"].strip()
-            assert r["notes"] == csv_rows[r["id"]]["notes"].strip()
-
-    @pytest.mark.parametrize("which", ["calibrated", "default"])
-    def test_gap_group_words_agree_with_the_errors(self, vreport, which):
-        for name, pred in rv.GAP_GROUPS.items():
-            g = rv.gap_group(vreport, name, which)
-            recs = [r for r in vreport["rows"] if pred(r)]
-            errs = [r[f"error_{which}"] for r in recs if r[f"error_{which}"] is not None]
-            assert g["n"] == len(recs)
-            assert g["ids"] == (", ".join(r["id"] for r in recs) or "none")
-            if not errs:
-                assert g["direction"] == "has no predicted rows for" and g["median"] is None
-                continue
-            word = g["direction"]
-            if word == "over-predicts":
-                assert all(e > 0 for e in errs)
-            elif word == "under-predicts":
-                assert all(e < 0 for e in errs)
-            else:
-                assert word == "brackets" and min(errs) <= 0 <= max(errs)
-            assert min(errs) <= g["median"] <= max(errs)
-
-    def test_gap_group_hand_made(self):
-        report = {"rows": [
-            _rec(id="A", weight_dtype="fp4", error_calibrated=0.10, error_default=-0.2),
-            _rec(id="B", weight_dtype="fp4", error_calibrated=0.30, error_default=0.1),
-            _rec(id="C", weight_dtype="fp4", error_calibrated=None, error_default=None, predicted_calibrated=None),
-            _rec(id="D", engine="TensorRT-LLM v0.6.1", error_calibrated=-0.5),
-            _rec(id="E"),
-        ]}
-        g = rv.gap_group(report, "fp4")
-        assert g == {"ids": "A, B, C", "n": 3, "range": "+10 % to +30 %", "median": pytest.approx(0.2), "direction": "over-predicts"}
-        gd = rv.gap_group(report, "fp4", "default")
-        assert gd["direction"] == "brackets" and gd["range"] == "-20 % to +10 %"
-        t = rv.gap_group(report, "trtllm_v06")
-        assert (t["ids"], t["range"], t["direction"], t["median"]) == ("D", "-50 %", "under-predicts", -0.5)
-        none = rv.gap_group(report, "rocm_dense")
-        assert (none["ids"], none["n"], none["median"], none["direction"]) == ("none", 0, None, "has no predicted rows for")
-
-
-class TestValidationTables:
-    def test_within_target_and_unpredicted(self):
-        report = {"rows": [
-            _rec(id="a", error_calibrated=0.25), _rec(id="b", error_calibrated=-0.25),
-            _rec(id="c", error_calibrated=0.2501), _rec(id="d", error_calibrated=None, predicted_calibrated=None),
-            _rec(id="e", split="fit", error_calibrated=0.0),
-        ]}
-        assert rv.within_target(report) == (2, 3)  # the +-25 % boundary counts as within
-        assert rv.within_target(report, split="fit") == (1, 1)
-        assert rv.n_unpredicted(report) == 1
-
-    def test_worst_rows(self):
-        report = {"rows": [
-            _rec(id="a", error_calibrated=0.1), _rec(id="b", error_calibrated=-0.6),
-            _rec(id="c", error_calibrated=0.6), _rec(id="d", error_calibrated=None),
-            _rec(id="e", split="fit", error_calibrated=5.0),
-        ]}
-        rows = rv.worst_rows(report, n=2)
-        assert [r["id"] for r in rows] == ["b", "c"]  # ties by id
-        assert rows[0]["error, calibrated"] == "-60 %"
-        assert [r["id"] for r in rv.worst_rows(report)] == ["b", "c", "a"]
-
-    def test_row_table_text(self):
-        report = {"rows": [
-            _rec(id="a", batch_stated=True, batch_calibrated=8, error_calibrated=0.123),
-            _rec(id="b", batch_stated=False, batch_calibrated=64),
-            _rec(id="c", batch_calibrated=None, predicted_default=None, predicted_calibrated=None, error_calibrated=None),
-        ]}
-        a, b, c = rv.row_table(report)
-        assert (a["batch"], a["error, calibrated"], a["weights/KV"]) == ("8", "+12 %", "fp8/bf16")
-        assert b["batch"] == "64 (max)"
-        assert (c["batch"], c["predicted, default"], c["predicted, calibrated"], c["error, calibrated"]) == ("n/a", "no prediction", "no prediction", "no prediction")
-
-    def test_real_report_tables(self, vreport):
-        rows = rv.row_table(vreport)
-        assert len(rows) == len(vreport["rows"])
-        summ = rv.summary_table(vreport)
-        assert [r["group"] for r in summ] == list(rv.SUMMARY_LABELS.values())
-        assert set(rv.SUMMARY_LABELS) <= set(GROUPS)
-        n_judge = sum(r["split"] == "judge" for r in vreport["rows"])
-        assert summ[0]["judge rows"] == n_judge and summ[0]["fit rows"] == len(vreport["rows"]) - n_judge
-        for r in summ:
-            for col in ("fit, default", "fit, calibrated", "judge, default", "judge, calibrated"):
-                assert r[col] == "no rows" or re.fullmatch(r"\d+ %", r[col])
-        pts = rv.scatter_points(vreport, "calibrated")
-        assert len(pts) == len(vreport["rows"]) - rv.n_unpredicted(vreport)
-        for p in pts:
-            assert p["error"] == pytest.approx(p["predicted"] / p["measured"] - 1)
-        inside, predicted = rv.within_target(vreport)
-        assert 0 <= inside <= predicted <= n_judge

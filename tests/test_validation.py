@@ -1,11 +1,11 @@
-"""Tests for qsmoe.physics.serve (end-to-end static batches) and qsmoe.evidence.validation (published measurements)."""
+"""Tests for qsmoe.physics.serve (end-to-end static batches) and the serve command line.
+
+The measurements, their prediction and the calibration: tests/test_measurements.py and tests/test_calibration.py."""
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +20,6 @@ from qsmoe.specs.models import load_model
 from qsmoe.scenario.params import resolve
 from qsmoe.physics.profile import DecodeProfile, profile_of
 from qsmoe.physics.serve import comm_time_s, prefill_time, serve
-from qsmoe.evidence import validation as val
 from qsmoe.cli import validation as cli_validation
 
 # --------------------------------------------------------------------------- fixtures
@@ -62,16 +61,6 @@ def toy_dep(**changes: object) -> Deployment:
 @pytest.fixture(scope="module")
 def values() -> dict:
     return dict(resolve().values)
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[val.Measurement]:
-    return val.load_measurements()
-
-
-@pytest.fixture(scope="module")
-def report(values, rows) -> dict:
-    return val.validate(values, rows)
 
 
 # --------------------------------------------------------------------------- serve
@@ -154,195 +143,6 @@ def test_prefill_comm_uses_the_decode_step_volume(values, model, layout, gpus) -
     assert np.all(prefill_time(p, dep, 1000, 4).comm_s == comm_time_s(p, dep, 4000.0))
 
 
-# --------------------------------------------------------------------------- loading
-
-CSV_HEADER = "id,model,hardware,n_gpus,layout,weight_dtype,kv_dtype,regime,input_len,output_len,context,concurrency,tokens_per_s_per_gpu,split\n"
-GOOD_DECODE = "X1,llama-3.1-70b,h200,2,tp,fp8,bf16,decode,1000,200,1100,8,100.5,fit\n"
-GOOD_E2E = "X2,mixtral-8x7b,h100-sxm,2,tp,fp8,fp8,e2e,2048,2048,,,5000,judge\n"
-
-
-def write_csv(tmp_path: Path, *lines: str, header: str = CSV_HEADER) -> Path:
-    path = tmp_path / "m.csv"
-    path.write_text(header + "".join(lines), encoding="utf-8")
-    return path
-
-
-def test_the_book_measurements_load(rows) -> None:
-    assert len(rows) == 34
-    assert len({r.id for r in rows}) == 34
-    assert sum(r.split == "fit" for r in rows) == 13 and sum(r.split == "judge" for r in rows) == 21
-    assert sum(r.regime == "decode" for r in rows) == 12 and sum(r.moe for r in rows) == 18
-    assert sum(r.vendor == "amd" for r in rows) == 6
-    m01 = next(r for r in rows if r.id == "M01")
-    assert (m01.n_gpus, m01.layout, m01.context, m01.concurrency, m01.input_len) == (144, "ep", 4989.0, None, None)
-
-
-def test_the_split_column_follows_the_readme_rule(rows) -> None:
-    assert val.split_by_rule(rows) == {r.id: r.split for r in rows}
-
-
-def test_a_small_file_loads(tmp_path) -> None:
-    rows = val.load_measurements(write_csv(tmp_path, GOOD_DECODE, GOOD_E2E))
-    assert [r.id for r in rows] == ["X1", "X2"]
-    assert rows[0].context == 1100.0 and rows[0].concurrency == 8 and rows[1].concurrency is None and rows[1].moe
-
-
-@pytest.mark.parametrize(
-    "line,column,fragment",
-    [
-        (GOOD_DECODE.replace("llama-3.1-70b", "llama-9"), "model", "unknown model 'llama-9'"),
-        (GOOD_DECODE.replace("h200", "tpu-v9"), "hardware", "unknown hardware 'tpu-v9'"),
-        (GOOD_DECODE.replace(",2,tp", ",two,tp"), "n_gpus", "'two'"),
-        (GOOD_DECODE.replace(",2,tp", ",2.5,tp"), "n_gpus", "whole number"),
-        (GOOD_DECODE.replace("100.5", "abc"), "tokens_per_s_per_gpu", "'abc'"),
-        (GOOD_DECODE.replace("100.5", "nan"), "tokens_per_s_per_gpu", "finite"),
-        (GOOD_DECODE.replace("100.5", "-3"), "tokens_per_s_per_gpu", "> 0"),
-        (GOOD_DECODE.replace(",1100,", ",,"), "context", "missing"),
-        (GOOD_DECODE.replace(",8,100.5", ",0,100.5"), "concurrency", ">= 1"),
-        (GOOD_DECODE.replace(",tp,", ",zz,"), "layout", "'zz'"),
-        (GOOD_DECODE.replace("fp8,bf16", "fp7,bf16"), "weight_dtype", "'fp7'"),
-        (GOOD_DECODE.replace(",decode,", ",prefill,"), "regime", "'prefill'"),
-        (GOOD_DECODE.replace(",fit", ",train"), "split", "'train'"),
-        (GOOD_E2E.replace(",2048,2048,", ",2048,,"), "output_len", "missing"),
-    ],
-)
-def test_bad_rows_name_the_row_and_column(tmp_path, line, column, fragment) -> None:
-    path = write_csv(tmp_path, line)
-    with pytest.raises(QsError) as err:
-        val.load_measurements(path)
-    msg = str(err.value)
-    assert str(path) in msg and "row X" in msg and f"column '{column}'" in msg and fragment in msg
-    assert "\n" not in msg
-
-
-def test_file_level_errors(tmp_path) -> None:
-    with pytest.raises(QsError, match="file not found"):
-        val.load_measurements(tmp_path / "none.csv")
-    with pytest.raises(QsError, match="missing column.*split"):
-        val.load_measurements(write_csv(tmp_path, GOOD_DECODE.rsplit(",", 1)[0] + "\n", header=CSV_HEADER.replace(",split", "")))
-    with pytest.raises(QsError, match="row X1, column 'id': duplicate"):
-        val.load_measurements(write_csv(tmp_path, GOOD_DECODE, GOOD_DECODE))
-    with pytest.raises(QsError, match="line 2: wrong number of fields"):
-        val.load_measurements(write_csv(tmp_path, "X1,llama-3.1-70b\n"))
-
-
-# --------------------------------------------------------------------------- prediction
-
-
-def test_every_row_gets_a_finite_prediction_or_a_reason(report) -> None:
-    assert len(report["rows"]) == 34
-    for r in report["rows"]:
-        for which in ("default", "calibrated"):
-            pred, reason = r[f"predicted_{which}"], r[f"reason_{which}"]
-            assert (pred is None) != (reason is None), r["id"]
-            if pred is not None:
-                assert math.isfinite(pred) and pred > 0 and math.isfinite(r[f"error_{which}"])
-                assert r[f"error_{which}"] == pytest.approx((pred - r["measured"]) / r["measured"])
-    json.dumps(report, allow_nan=False)
-
-
-def test_an_unpredictable_row_gets_a_reason_and_is_counted(tmp_path, values) -> None:
-    rows = val.load_measurements(write_csv(tmp_path, GOOD_DECODE.replace("llama-3.1-70b,h200,2", "llama-3.1-405b,a100-sxm-80gb,1"), GOOD_E2E))
-    recs = val.predict_rows(rows, values)
-    assert recs[0]["predicted"] is None and recs[0]["reason"] == "weights alone do not fit in HBM"
-    stats = val.summarize_errors(recs)
-    assert stats["fit"]["all"]["unpredicted"] == 1 and stats["fit"]["all"]["n"] == 0 and stats["fit"]["all"]["median_abs_error"] is None
-    assert stats["judge"]["all"]["n"] == 1 and stats["all"]["all"]["unpredicted"] == 1
-
-
-def test_predictions_are_the_library_functions(rows, values) -> None:
-    """Decode rows are decode() at the row's context and batch; e2e rows are serve()."""
-    over = dict(values, mem_efficiency=0.7, compute_efficiency=0.5, step_overhead_s=0.002)
-    recs = {r["id"]: r for r in val.predict_rows(rows, over, prefill_stalls=False)}
-    for row in rows:
-        dep = deployment_from(dict(over, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype, comm_overlap=row.comm_overlap), row.layout)
-        p = profile_of(load_model(row.model))
-        if row.regime == "decode":
-            res = decode(p, dep, row.context, row.concurrency)
-            if not bool(res.feasible):  # a stated batch beyond the modelled budget is predicted anyway
-                assert "exceeds" in recs[row.id]["note"]
-                expected = row.concurrency / float(res.step.total_s) / row.n_gpus
-            else:
-                expected = float(res.tokens_per_s_per_gpu)
-        else:
-            expected = serve(p, dep, row.input_len, row.output_len, row.concurrency, enforce_budget=False)["output_tokens_per_s_per_gpu"]
-        assert recs[row.id]["predicted"] == pytest.approx(expected, rel=1e-9), row.id
-
-
-def test_comm_overlap_column_is_read_and_used(rows, values) -> None:
-    """Rows whose source states compute/communication overlap are predicted with it, and
-    overlap never makes a step slower."""
-    overlapped = {r.id for r in rows if r.comm_overlap}
-    assert overlapped == {"M01", "M02", "M03"}
-    with_overlap = {r["id"]: r["predicted"] for r in val.predict_rows(rows, values)}
-    without = {r["id"]: r["predicted"] for r in val.predict_rows([replace(r, comm_overlap=False) for r in rows], values)}
-    for rid in overlapped:
-        assert with_overlap[rid] >= without[rid]
-    assert all(with_overlap[r.id] == without[r.id] for r in rows if r.id not in overlapped)
-
-
-def test_prefill_stalls_only_touch_colocated_serving_decode_rows(rows, values) -> None:
-    with_stalls = val.predict_rows(rows, values)
-    without = val.predict_rows(rows, values, prefill_stalls=False)
-    changed = {a["id"] for a, b in zip(with_stalls, without) if a["predicted"] != b["predicted"]}
-    assert changed == {"V03", "V04", "V06", "V07"}  # decode, I and O stated, concurrency > 1
-    for a, b in zip(with_stalls, without):
-        if a["id"] in changed:
-            assert a["predicted"] < b["predicted"] and a["stall_s"] > 0
-
-
-def test_summary_groups_by_hand() -> None:
-    base = dict(split="fit", regime="decode", moe=True, vendor="nvidia", batch_stated=True, context=1.0)
-    recs = [dict(base, error=0.1), dict(base, error=-0.3, moe=False), dict(base, error=0.2, regime="e2e", context=None, vendor="amd"), dict(base, error=None, split="judge")]
-    s = val.summarize_errors(recs)
-    assert s["fit"]["all"]["median_abs_error"] == pytest.approx(0.2) and s["fit"]["all"]["n"] == 3
-    assert s["fit"]["decode"]["median_abs_error"] == pytest.approx(0.2)
-    assert s["fit"]["decode_stated"]["n"] == 2 and s["fit"]["e2e"]["median_abs_error"] == pytest.approx(0.2)
-    assert s["fit"]["dense"]["median_abs_error"] == pytest.approx(0.3) and s["fit"]["amd"]["n"] == 1
-    assert s["judge"]["all"] == {"n": 0, "unpredicted": 1, "median_abs_error": None, "mean_abs_error": None, "max_abs_error": None}
-    assert s["all"]["all"]["unpredicted"] == 1
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def test_calibration_ignores_judge_rows(rows, values) -> None:
-    fitted = val.calibrate(rows, values)
-    assert set(val.CALIBRATED) <= set(fitted)
-    assert fitted["fit_rows"] == [r.id for r in rows if r.split == "fit"]
-    changed = [replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 7.0) if r.split == "judge" else r for r in rows]
-    dropped = [r for r in rows if r.split == "fit"]
-    assert val.calibrate(changed, values) == fitted
-    assert val.calibrate(dropped, values) == fitted
-    moved = [replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 3.0) if r.id == "D13" else r for r in rows]
-    assert val.calibrate(moved, values) != fitted  # a fit row does move it
-
-
-def test_calibration_is_on_the_grid_and_beats_the_defaults(report, values) -> None:
-    cal = report["constants"]["calibrated"]
-    for key in val.CALIBRATED:
-        assert cal[key] in val.GRID[key]
-    fit_default = [abs(r["log_error_default"]) for r in report["rows"] if r["split"] == "fit"]
-    assert report["calibration"]["median_abs_log_error"] <= np.median(fit_default)
-    fit_cal = [abs(r["log_error_calibrated"]) for r in report["rows"] if r["split"] == "fit"]
-    assert report["calibration"]["median_abs_log_error"] == pytest.approx(float(np.median(fit_cal)), abs=1e-9)
-
-
-def test_calibration_with_a_small_grid_and_bad_grids(rows, values) -> None:
-    fitted = val.calibrate(rows, values, {"mem_efficiency": (0.8,), "compute_efficiency": (0.6,), "step_overhead_s": (0.0, 0.001), "link_efficiency": (0.7, 1.0)})
-    assert fitted["mem_efficiency"] == 0.8 and fitted["step_overhead_s"] in (0.0, 0.001) and fitted["link_efficiency"] in (0.7, 1.0)
-    with pytest.raises(QsError, match="reserve_fraction"):
-        val.calibrate(rows, values, {"reserve_fraction": (0.1,)})
-    with pytest.raises(QsError, match="no rows with split == fit"):
-        val.calibrate([r for r in rows if r.split == "judge"], values)
-
-
-def test_validate_is_deterministic(report, values, rows) -> None:
-    again = val.validate(values, rows)
-    assert json.dumps(again, sort_keys=True, allow_nan=False) == json.dumps(report, sort_keys=True, allow_nan=False)
-    assert cli_validation.validation_text(again) == cli_validation.validation_text(report)
-
-
 # --------------------------------------------------------------------------- command line
 
 
@@ -397,19 +197,3 @@ def test_cli_serve_bad_input_exits_2_with_one_line(monkeypatch, capsys, argv, fr
     assert rc == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
-
-
-def test_cli_validate(monkeypatch, capsys, rows) -> None:
-    assert run_cli(["validate"], monkeypatch) == 0
-    text = capsys.readouterr().out
-    assert all(f"\n{r.id} " in text for r in rows) and "Median |error|" in text
-    assert run_cli(["validate", "--json"], monkeypatch) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"constants", "calibration", "rows", "summary"} and len(out["rows"]) == 34
-
-
-def test_cli_validate_bad_file(monkeypatch, capsys, tmp_path) -> None:
-    path = write_csv(tmp_path, GOOD_DECODE.replace("h200", "h999"))
-    assert run_cli(["validate", "--measurements", str(path)], monkeypatch) == 2
-    err = capsys.readouterr().err
-    assert "row X1, column 'hardware'" in err and err.count("\n") == 1

@@ -1,0 +1,129 @@
+"""Tests for qsmoe.evidence.calibration (fit on fit sources, LOSO, bootstrap, band, parameter
+writing), qsmoe.evidence.validation's summaries and qsmoe.book.report_validation."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from qsmoe.book import report_validation as rv
+from qsmoe.evidence import calibration as cal
+from qsmoe.evidence import measurements as ms
+from qsmoe.evidence import validation as val
+from qsmoe.scenario.params import load_params, resolve
+from qsmoe.specs.fileio import load_mapping
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    return dict(resolve().values)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[ms.Measurement]:
+    return ms.load_measurements()
+
+
+@pytest.fixture(scope="module")
+def report(values, rows) -> dict:
+    return cal.validate(values, rows)
+
+
+def test_fit_never_reads_judge_rows(values, rows) -> None:
+    base = cal.calibrate(rows, values, resamples=0, loso=False)
+    bent = [dataclasses.replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 7.0) if r.split == "judge" else r for r in rows]
+    again = cal.calibrate(bent, values, resamples=0, loso=False)
+    assert {k: c["fitted"] for k, c in again["constants"].items()} == {k: c["fitted"] for k, c in base["constants"].items()}
+    assert set(base["fit_rows"]) == {r.id for r in rows if r.split == "fit"}
+
+
+def test_perturbing_fit_rows_moves_the_fit(values, rows) -> None:
+    base = cal.calibrate(rows, values, resamples=0, loso=False)
+    bent = [dataclasses.replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 3.0) if r.split == "fit" else r for r in rows]
+    again = cal.calibrate(bent, values, resamples=0, loso=False)
+    assert again["constants"] != base["constants"]
+
+
+def test_loso_excludes_the_held_out_source(values, rows) -> None:
+    source = sorted({r.source_id for r in rows})[0]
+    ev = cal.Evaluator(rows, values, cal.active_constants(values))
+    start = cal.start_point(ev.constants, cal.datasheet_values())
+    rest = np.array([i for i, r in enumerate(rows) if r.source_id != source])
+    expected = cal.fit(ev, rest, None, start)[0]
+    bent = [dataclasses.replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 9.0) if r.source_id == source else r for r in rows]
+    ev2 = cal.Evaluator(bent, values, ev.constants)
+    assert cal.fit(ev2, rest, None, start)[0] == expected
+
+
+def test_fitted_constants_are_on_their_grids_within_their_intervals(report) -> None:
+    for name, c in report["constants"].items():
+        assert c["fitted"] in c["grid"]
+        assert c["low"] <= c["fitted"] <= c["high"], name
+
+
+def test_validate_is_deterministic(report, values, rows) -> None:
+    again = cal.validate(values, rows)
+    assert json.dumps(again, sort_keys=True, allow_nan=False) == json.dumps(report, sort_keys=True, allow_nan=False)
+
+
+def test_default_parameter_set_holds_the_calibrated_constants(report) -> None:
+    default = load_params().values
+    for name, c in report["constants"].items():
+        assert default[name] == c["fitted"], f"{name}: run `qsmoe validate --write-params`"
+
+
+def test_datasheet_variant_differs_from_default_only_in_the_constants() -> None:
+    default, ideal = load_mapping(cal.DEFAULT_PATH), load_mapping(cal.DATASHEET_PATH)
+    names = {c.name for c in cal.CONSTANTS}
+    assert ideal["name"] == "datasheet"
+    assert {k: v for k, v in ideal.items() if k not in names | {"name"}} == {k: v for k, v in default.items() if k not in names | {"name"}}
+    load_params(cal.DATASHEET_PATH)
+
+
+def test_write_params_round_trips(tmp_path, report) -> None:
+    d, s = tmp_path / "default.yaml", tmp_path / "datasheet.yaml"
+    d.write_text(cal.DEFAULT_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    s.write_text(cal.DATASHEET_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    fitted = {k: 0.55 if c["unit"] == "" else 0.004 for k, c in report["constants"].items()}
+    cal.write_params(fitted, d, s)
+    got = load_mapping(d)
+    assert all(got[k] == v for k, v in fitted.items())
+    assert cal.datasheet_values(s) == cal.datasheet_values()
+
+
+def test_weighted_median_and_objective_by_hand() -> None:
+    assert cal.weighted_median(np.array([3.0, 1.0, 2.0]), np.ones(3)) == 2.0
+    assert cal.weighted_median(np.array([1.0, 2.0, 10.0]), np.array([1.0, 1.0, 5.0])) == 10.0
+    assert cal.objective(np.array([np.nan, 0.1, -0.3]), np.ones(3)) == (1.0, 0.2, 0.2)
+
+
+def test_band_and_measured_range() -> None:
+    band = cal.prediction_band([0.0] * 10 + [None])
+    assert band["n"] == 10 and cal.measured_range(100.0, band) == (100.0, 100.0)
+    band = cal.prediction_band(list(np.linspace(-1, 1, 101)))
+    lo, hi = cal.measured_range(10.0, band)
+    assert lo == pytest.approx(10 * np.exp(-0.9)) and hi == pytest.approx(10 * np.exp(0.9))
+    assert cal.prediction_band([])["quantiles"] is None
+
+
+def test_summaries_by_hand() -> None:
+    recs = [{"split": "judge", "error": e, "regime": "decode", "moe": True, "layout": "ep", "vendor": "amd", "engine": "sglang",
+             "concurrency": 8, "input_len": 1000, "output_len": 100, "context": 1050.0} for e in (0.1, -0.3, None)]
+    s = val.summarize_errors(recs)
+    assert s["judge"]["moe"] == {"n": 2, "unpredicted": 1, "median_abs_error": pytest.approx(0.2), "mean_abs_error": pytest.approx(0.2), "max_abs_error": 0.3}
+    assert s["judge"]["dense"]["n"] == 0 and s["judge"]["dense"]["median_abs_error"] is None
+    assert s["fit"]["all"]["n"] == 0 and s["judge"]["low_concurrency"]["n"] == 2 and s["judge"]["long_context"]["n"] == 0
+
+
+def test_report_shapes(report) -> None:
+    assert {"constants", "calibration", "rows", "summary", "band", "targets"} <= set(report)
+    assert all(set(t) == {"target", "measured", "met"} for t in report["targets"].values())
+    worst = rv.worst_rows(report, n=5)
+    assert len(worst) == 5 and all(w["setup features"] for w in worst)
+    errs = [abs(r["error_calibrated"]) for r in report["rows"] if r["split"] == "judge" and r["error_calibrated"] is not None]
+    assert worst[0]["error"] == rv.pct(max(errs, key=abs) * np.sign([r["error_calibrated"] for r in report["rows"] if r["split"] == "judge" and r["error_calibrated"] is not None and abs(r["error_calibrated"]) == max(errs)][0]), signed=True)
+    assert len(rv.row_table(report)) == len(report["rows"])
+    assert rv.regime_table(report)[0]["regime"] == "all rows"
+    assert len(rv.constants_table(report)) == len(report["constants"])
