@@ -18,6 +18,7 @@ import argparse
 from functools import lru_cache
 from typing import Any
 
+from qsmoe.scenario.paramdocs import parameter_docs
 from qsmoe.scenario.params import DEFAULT_PARAMS_PATH, NAME_KEY, ParamSet, resolve
 from qsmoe.specs.fileio import load_mapping
 
@@ -47,11 +48,13 @@ def add_parameter_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...
     aliases_of: dict[str, list[str]] = {}
     for alias, key in ALIASES.items():
         aliases_of.setdefault(key, []).append(alias)
+    docs = parameter_docs()
     for key, default in reference_defaults().items():
         if key in skip:
             continue
         names = [flag_name(key), *aliases_of.get(key, [])]
-        group.add_argument(*names, dest=_DEST + key, metavar="VALUE", help=f"default {_shown(default)}")
+        meaning = docs.get(key, {}).get("meaning", "")
+        group.add_argument(*names, dest=_DEST + key, metavar="VALUE", help=f"{meaning} (default {_shown(default)})".strip().replace("%", "%%"))
 
 
 def _shown(value: Any) -> str:
