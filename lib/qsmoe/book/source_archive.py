@@ -12,8 +12,10 @@ Every build writes, into ``html/_static/source/``:
   offline, with the build environment's setuptools); rebuilt only when the archive changed;
 - ``source.json``: the commit, the number of files, and the SHA-256 of both files.
 
-The wheel holds the library and the ``qsmoe`` command; the data files (``data/``) and the
-chapters are in the archive.
+The wheel holds the library, the ``qsmoe`` command and a copy of ``data/`` inside the package
+(``qsmoe/data/``, where :data:`qsmoe.DATA_DIR` looks when there is no repository around it),
+so every command runs from the wheel alone; building the book needs the archive (chapters,
+static pages, Jupyter Book setup).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -105,10 +108,13 @@ def _build_wheel(archive: Path, dest: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="qsmoe-wheel-") as tmp:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(tmp, filter="data")
+        tree = Path(tmp) / ARCHIVE_ROOT
+        # the wheel carries the data files inside the package (qsmoe.DATA_DIR falls back to them)
+        shutil.copytree(tree / "data", tree / "lib" / "qsmoe" / "data")
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(ARCHIVE_MTIME), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-             "--wheel-dir", str(Path(tmp) / "dist"), str(Path(tmp) / ARCHIVE_ROOT)],
+             "--wheel-dir", str(Path(tmp) / "dist"), str(tree)],
             capture_output=True, text=True, env=env, timeout=600,
         )
         built = sorted((Path(tmp) / "dist").glob("qsmoe-*.whl"))
