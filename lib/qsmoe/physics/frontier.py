@@ -6,10 +6,13 @@ disaggregated. For each one, with T_step = ``decode.step_time`` at the mean deco
 
     TPOT                 = T_step(B)                        s per output token of one user
     tokens/s per user    = 1 / TPOT
-    aggregated           (``serve.serve_result``: a static batch, prefilled together, then decoded)
-        TTFT             = T_prefill(B, I)                  the batch's prefill (queueing out of scope)
-        tokens/s per GPU = B * O / (T_prefill + (O - 1) * T_step) / G
-    disaggregated        (``disagg``: prefill pool and decode pool in balance)
+    aggregated           (``serve.serve_result`` under the deployment's ``batching``: static, the
+                         batch prefilled together and then decoded; continuous, each decode step
+                         absorbs the prefill work of arriving requests, and TPOT includes it)
+        TPOT             = serve's decode step;  TTFT = serve's prefill time (queueing out of scope)
+        tokens/s per GPU = serve's output tokens/s per GPU (static: B * O / (T_prefill + (O - 1) T_step) / G)
+    disaggregated        (``disagg``: prefill pool and decode pool in balance; the decode pool's
+                         TPOT is the bare T_step, it prefills nothing)
         TTFT             = T_prefill(c_p, I) + T_x
         tokens/s per GPU = O / (G_p / r_p + G_d / r_d)
     decode only          (a context L instead of I and O: the paper's regime, no prefill charged)
@@ -30,7 +33,7 @@ import numpy as np
 
 from qsmoe.errors import QsError
 from qsmoe.physics import disagg
-from qsmoe.physics.decode import decode
+from qsmoe.physics.decode import decode, step_time
 from qsmoe.physics.deployment import Deployment
 from qsmoe.physics.memory import hbm_budget
 from qsmoe.physics.profile import DecodeProfile
@@ -172,11 +175,11 @@ def evaluate(profile: DecodeProfile, workload: Workload, search: Search) -> Eval
                         agg.append({**tag, "batch": b, "tpot_s": tpot, "ttft_s": np.full(b.shape, np.nan), "tokens_per_s_per_gpu": b / tpot / g, "bound": 1 + res.step.bound()})
                         continue
                     res = serve_result(profile, dep, workload.input_len, workload.output_len, b)
-                    tpot = res.step.total_s
-                    agg.append({**tag, "batch": b, "tpot_s": tpot, "ttft_s": res.prefill.total_s, "tokens_per_s_per_gpu": res.output_tokens_per_s_per_gpu, "bound": res.bound})
+                    agg.append({**tag, "batch": b, "tpot_s": res.decode_step_s, "ttft_s": res.prefill.total_s, "tokens_per_s_per_gpu": res.output_tokens_per_s_per_gpu, "bound": res.bound})
                     if not disaggregate_here:
                         continue
-                    dec.append({**tag, "batch": b, "tpot_s": tpot, "requests_per_s": disagg.decode_rate(b, tpot, workload.output_len), "bound": 1 + res.step.bound()})
+                    step = step_time(profile, dep, workload.decode_context, b)
+                    dec.append({**tag, "batch": b, "tpot_s": step.total_s, "requests_per_s": disagg.decode_rate(b, step.total_s, workload.output_len), "bound": 1 + step.bound()})
                     pre.append(_prefill_points(profile, dep, workload, search, tag))
     return Evaluation(profile, workload, search, Table.concat(agg, AGGREGATED), Table.concat(dec, DECODE_POOL), Table.concat([p for p in pre if p], PREFILL_POOL))
 

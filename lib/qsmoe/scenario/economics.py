@@ -97,10 +97,13 @@ def _label(ev: fr.Evaluation, pts: fr.Table, i: int, price: float | None) -> dic
     return rec
 
 
-def side_frontier(profile: DecodeProfile, workload: fr.Workload, search: fr.Search, price: float | None, ttft_limit_s: float | None = None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, int]:
-    """(frontier records in ascending speed per user, their speeds, their tokens/s per GPU, deployments evaluated)."""
+def side_frontier(profile: DecodeProfile, workload: fr.Workload, search: fr.Search, price: float | None, ttft_limit_s: float | None = None, disaggregated: bool = True) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray, int]:
+    """(frontier records in ascending speed per user, their speeds, their tokens/s per GPU,
+    deployments evaluated); ``disaggregated`` False keeps aggregated deployments only."""
     ev = fr.evaluate(profile, workload, search)
     pts = fr.points(ev, ttft_limit_s)
+    if not disaggregated:
+        pts = pts.take(~pts["disaggregated"])
     idx = fr.pareto(pts["tokens_per_s_per_user"], pts["tokens_per_s_per_gpu"])
     return [_label(ev, pts, int(i), price) for i in idx], pts["tokens_per_s_per_user"][idx], pts["tokens_per_s_per_gpu"][idx], ev.deployments_evaluated
 
@@ -129,15 +132,16 @@ def crossovers(moe: tuple[np.ndarray, np.ndarray], dense: tuple[np.ndarray, np.n
     return out
 
 
-def frontiers(values: Mapping[str, Any], model_id: str, workload: fr.Workload, *, hardware: str | None = None, ttft_limit_s: float | None = None, speeds: tuple[float, ...] = SPEEDS_PER_USER, **grid: Any) -> dict[str, Any]:
-    """The MoE's and its dense comparator's frontiers on one accelerator, their ratio and crossovers."""
+def frontiers(values: Mapping[str, Any], model_id: str, workload: fr.Workload, *, hardware: str | None = None, ttft_limit_s: float | None = None, speeds: tuple[float, ...] = SPEEDS_PER_USER, disaggregated: bool = True, **grid: Any) -> dict[str, Any]:
+    """The MoE's and its dense comparator's frontiers on one accelerator, their ratio and crossovers
+    (``disaggregated`` False: aggregated deployments only)."""
     vals = dict(values, hardware=hardware) if hardware is not None else dict(values)
     sc = scenario(vals, model_id)
     hw = load_hardware(vals["hardware"])
     override = vals.get("gpu_hour_usd")
     price = gpu_hour_price(hw, override)
-    moe, moe_u, moe_g, n_moe = side_frontier(sc.moe, workload, search_for(vals, LAYOUTS, **grid), price, ttft_limit_s)
-    dense, dense_u, dense_g, n_dense = side_frontier(sc.dense, workload, search_for(vals, DENSE_LAYOUTS, **grid), price, ttft_limit_s)
+    moe, moe_u, moe_g, n_moe = side_frontier(sc.moe, workload, search_for(vals, LAYOUTS, **grid), price, ttft_limit_s, disaggregated)
+    dense, dense_u, dense_g, n_dense = side_frontier(sc.dense, workload, search_for(vals, DENSE_LAYOUTS, **grid), price, ttft_limit_s, disaggregated)
     ratios = ratio_at((moe_u, moe_g), (dense_u, dense_g), speeds)
     return {
         "model": sc.model_id,
