@@ -1,4 +1,5 @@
-"""Tests for qsmoe.book.report_measured: BLAS thread control, rows, summaries and figures of the measured chapter."""
+"""The measured chapter's stack: BLAS thread control (qsmoe.evidence.blas), the chapter's benchmark
+(qsmoe.evidence.chapter_bench), and its rows, summaries and figures (qsmoe.book.ch12_measured_fragmentation)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from qsmoe.evidence import microbench as mb
-from qsmoe.book import report_measured as rm
+from qsmoe.book import ch12_measured_fragmentation as ch12
+from qsmoe.evidence import blas, chapter_bench as cb
 from qsmoe.errors import QsError
 from qsmoe.scenario.params import load_params
 
@@ -74,7 +76,7 @@ def report() -> dict:
 
 def test_blas_threads_limits_and_restores() -> None:
     before = [get() for get, _ in _controls()]
-    with rm.blas_threads(1) as note:
+    with blas.blas_threads(1) as note:
         assert isinstance(note, str) and note
         during = [get() for get, _ in _controls()]
     assert [get() for get, _ in _controls()] == before
@@ -88,9 +90,9 @@ def _controls():
     import ctypes
 
     out = []
-    for path in rm._openblas_libraries():
+    for path in blas._openblas_libraries():
         lib = ctypes.CDLL(str(path))
-        get = rm._openblas_symbol(lib, "openblas_get_num_threads")
+        get = blas._openblas_symbol(lib, "openblas_get_num_threads")
         if get is not None:
             get.restype = ctypes.c_int
             out.append((get, path))
@@ -100,12 +102,12 @@ def _controls():
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_blas_threads_rejects_bad_counts(bad) -> None:
     with pytest.raises(QsError, match="n_threads"):
-        with rm.blas_threads(bad):
+        with blas.blas_threads(bad):
             pass
 
 
 def test_sweep_rows(report: dict) -> None:
-    rows = rm.sweep_rows(report)
+    rows = ch12.sweep_rows(report)
     assert [r["batch_tokens"] for r in rows] == [1, 4, 8, 64]
     r = rows[1]
     assert r["dense_us"] == pytest.approx(300.0) and r["moe_us"] == pytest.approx(1500.0)
@@ -115,12 +117,12 @@ def test_sweep_rows(report: dict) -> None:
     assert r["touched_fraction"] == pytest.approx(6 / 8)
     assert 0 < r["model_touched_fraction"] <= 1
     assert rows[-1]["dense_lo_us"] == rows[-1]["dense_hi_us"] == pytest.approx(100.0)
-    table = rm.table_rows(rows)
+    table = ch12.table_rows(rows)
     assert len(table) == 4 and table[0]["batch (tokens)"] == 1 and "MoE error (%)" in table[0]
 
 
 def test_sweep_summary(report: dict) -> None:
-    s = rm.sweep_summary(report, expert_overhead_s=10e-6)
+    s = ch12.sweep_summary(report, expert_overhead_s=10e-6)
     assert s["peak_ratio"] == pytest.approx(5.0) and s["peak_ratio_batch"] == 4 and s["peak_ratio_word"] == "slower"
     assert s["roofline_peak_ratio"] == pytest.approx(9.0) and s["roofline_peak_ratio_batch"] == 8
     assert s["last_batch"] == 64 and s["last_ratio"] == pytest.approx(2.0) and s["last_roofline_ratio"] == pytest.approx(1.0)
@@ -148,14 +150,14 @@ def test_sweep_summary_without_excess(report: dict) -> None:
     for r in report["records"]:
         r["moe_s_per_token"] = r["moe_predicted_s_per_token"] * 0.5
         r["moe_rel_error"] = -0.5
-    s = rm.sweep_summary(report, expert_overhead_s=1e-6)
+    s = ch12.sweep_summary(report, expert_overhead_s=1e-6)
     assert s["worst_excess_cause"] == "there is no excess to account for" and s["worst_overhead_share_pct"] == 0.0
     assert s["moe_underpredicted"] == "no batch size"
 
 
 def test_sweep_summary_rejects_an_empty_report(report: dict) -> None:
     with pytest.raises(QsError, match="records"):
-        rm.sweep_summary({**report, "records": []})
+        ch12.sweep_summary({**report, "records": []})
 
 
 @pytest.mark.parametrize(
@@ -163,29 +165,29 @@ def test_sweep_summary_rejects_an_empty_report(report: dict) -> None:
     [((5, 4, 2, 1), ("understates", "both")), ((3, 4, 1, 2), ("overstates", "both")), ((5, 4, 1, 2), ("understates the peak",)), ((3, 4, 2, 1), ("has not closed",))],
 )
 def test_penalty_verdict(args, words) -> None:
-    text = rm.penalty_verdict(*args)
+    text = ch12.penalty_verdict(*args)
     assert all(w in text for w in words)
 
 
 def test_batch_list_text() -> None:
-    assert rm.batch_list_text([]) == "no batch size"
-    assert rm.batch_list_text([8]) == "B = 8"
-    assert rm.batch_list_text([2048, 8, 16]) == "B = 8, 16 and 2,048"
+    assert ch12.batch_list_text([]) == "no batch size"
+    assert ch12.batch_list_text([8]) == "B = 8"
+    assert ch12.batch_list_text([2048, 8, 16]) == "B = 8, 16 and 2,048"
 
 
 def test_machine_facts_cpu_and_gpu(report: dict) -> None:
-    facts = rm.machine_facts(report)
+    facts = ch12.machine_facts(report)
     assert facts["device"] == "Test CPU" and facts["cores"] == "2"
     assert facts["bandwidth_gbs"] == pytest.approx(10.0) and facts["peak_gflops"] == pytest.approx(100.0)
     assert facts["matmul_cache_phrase"].startswith("fit in")  # 3 x 256^2 x 4 B = 768 KiB < 32 MiB
     gpu = {**report, "peaks": {**report["peaks"], "backend": "torch-gpu", "dtype": "bfloat16", "matmul_n": 16384, "description": {"device": "Test GPU", "torch": "2.x"}}}
-    facts = rm.machine_facts(gpu)
+    facts = ch12.machine_facts(gpu)
     assert facts["device"] == "Test GPU" and facts["torch"] == "2.x" and facts["cuda"] == "None"
     assert facts["matmul_cache_phrase"] == "exceed the last-level cache"
 
 
 def test_accelerator_comparison() -> None:
-    acc = rm.accelerator_comparison(load_params().values)
+    acc = ch12.accelerator_comparison(load_params().values)
     assert acc["ridge_flops_per_byte"] > 1
     assert acc["moe_ridge_batch_tokens"] == pytest.approx(acc["dense_ridge_batch_tokens"] * acc["bench_e_over_k"])
     assert acc["headline_model_experts"] >= acc["headline_model_top_k"] >= 1
@@ -197,40 +199,40 @@ def test_plots_draw(report: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = rm.sweep_rows(report)
+    rows = ch12.sweep_rows(report)
     fig, ax = plt.subplots()
-    rm.plot_time_per_token(ax, rows, "CPU")
+    ch12.plot_time_per_token(ax, rows, "CPU")
     assert ax.get_xscale() == "log" and len(ax.get_legend().get_texts()) == 4
     plt.close(fig)
     fig, axes = plt.subplots(2, 1)
-    rm.plot_ratio(axes, rows, TINY["n_experts"], TINY["top_k"])
+    ch12.plot_ratio(axes, rows, TINY["n_experts"], TINY["top_k"])
     assert axes[1].get_ylim()[1] == pytest.approx(1.05)
     plt.close(fig)
 
 
 def test_run_chapter_benchmark_small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
-    monkeypatch.setattr(rm, "PROBE_BATCH", 16)
-    result = rm.run_chapter_benchmark(sizes=TINY, batches=[1, 8], reps=2, peak_budget_s=0.5, sweep_budget_s=0.5)
+    monkeypatch.setattr(cb, "PROBE_BATCH", 16)
+    result = cb.run_chapter_benchmark(sizes=TINY, batches=[1, 8], reps=2, peak_budget_s=0.5, sweep_budget_s=0.5)
     result = json.loads(json.dumps(result))
     assert result["gpu"]["skipped"] is True and "torch" in result["gpu"]["reason"]
     assert [r["batch_tokens"] for r in result["cpu"]["records"]] == [1, 8]
     assert result["cpu"]["sizes"]["n_experts"] == TINY["n_experts"]
     assert result["expert_overhead_s"] > 0 and result["wall_s"] > 0
     assert isinstance(result["blas_threads"], str)
-    rows = rm.sweep_rows(result["cpu"])
-    summary = rm.sweep_summary(result["cpu"], rows, result["expert_overhead_s"])
+    rows = ch12.sweep_rows(result["cpu"])
+    summary = ch12.sweep_summary(result["cpu"], rows, result["expert_overhead_s"])
     assert summary["last_batch"] == 8
 
 
 def test_device_report_matches_run_all_shape() -> None:
     peaks = replace(FAKE_PEAKS)
     records = mb.time_ffn_layers(**TINY, batches=[2], reps=1, budget_s=0.5, peaks=peaks)
-    out = rm._device_report(peaks, TINY, [2], records)
+    out = cb._device_report(peaks, TINY, [2], records)
     assert set(out) == {"skipped", "peaks", "sizes", "batches", "records"}
     assert out["sizes"]["bytes_per_value"] == 4 and out["batches"] == [2]
     gpu_peaks = replace(FAKE_PEAKS, backend="torch-gpu", dtype="bfloat16")
-    assert rm._device_report(gpu_peaks, TINY, [2], records)["sizes"]["bytes_per_value"] == 2
+    assert cb._device_report(gpu_peaks, TINY, [2], records)["sizes"]["bytes_per_value"] == 2
     assert np.isfinite(out["records"][0]["moe_s_per_token"])
 
 
@@ -239,6 +241,6 @@ def test_a_failing_gpu_run_is_reported_as_skipped(monkeypatch: pytest.MonkeyPatc
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(mb, "run_gpu_benchmark", boom)
-    monkeypatch.setattr(rm, "PROBE_BATCH", 16)
-    result = rm.run_chapter_benchmark(sizes=TINY, batches=[1], reps=1, peak_budget_s=0.3, sweep_budget_s=0.3)
+    monkeypatch.setattr(cb, "PROBE_BATCH", 16)
+    result = cb.run_chapter_benchmark(sizes=TINY, batches=[1], reps=1, peak_budget_s=0.3, sweep_budget_s=0.3)
     assert result["gpu"] == {"skipped": True, "reason": "the GPU benchmark failed (RuntimeError: CUDA out of memory)"}
