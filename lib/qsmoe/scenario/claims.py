@@ -340,3 +340,51 @@ def claims_evidence(values: Values) -> dict[str, dict]:
     for claim, e in ev.items():
         e["verdict"] = verdict(claim, e)
     return ev
+
+
+# --------------------------------------------------------------------------------------
+# the headline, conditional on how the MoE is served
+
+#: How each MoE layout is named in a verdict.
+LAYOUT_WORDS = {
+    "tp": "tensor-parallel serving",
+    "ep": "expert parallelism with data-parallel attention",
+    "dp-tp": "data-parallel attention with tensor-parallel experts",
+}
+
+
+def layout_verdict(ratio: float | None) -> str:
+    """'reproduced' within RATIO_TOLERANCE of PAPER_RATIO, 'exceeded' above that band, 'not
+    reproduced' below it, 'not tested' where a side cannot be placed (ratio None)."""
+    if ratio is None:
+        return "not tested"
+    if within_tolerance(ratio):
+        return "reproduced"
+    return "exceeded" if ratio > PAPER_RATIO else "not reproduced"
+
+
+def headline_by_layout(values: Values, search_rows: Iterable[Mapping[str, Any]]) -> dict:
+    """Claim 5 per MoE layout: the ratio at the paper's point with the build's other values and
+    that layout, its :func:`layout_verdict`, and the layout's rows of the reproduction search
+    (``search_rows``: :func:`qsmoe.scenario.headline.search` records, counted where the dense
+    model is served as 'auto' serves it): configurations, feasible, within tolerance, median.
+
+    ``text``: one sentence, e.g. "reproduced under tensor-parallel serving ...; not reproduced
+    under expert parallelism ...".
+    """
+    rows = [r for r in search_rows if r["dense_layout_auto"]]
+    out = []
+    for layout, words in LAYOUT_WORDS.items():
+        ratio = headline(_paper_values(dict(values, moe_layout=layout)))["ratio"]
+        mine = [r for r in rows if r["moe_layout"] == layout]
+        ratios = sorted(r["ratio"] for r in mine if r["ratio"] is not None)
+        within = sum(bool(r["within"]) for r in mine)
+        median = ratios[len(ratios) // 2] if ratios else None
+        out.append({
+            "moe_layout": layout, "ratio": ratio, "verdict": layout_verdict(ratio),
+            "configurations": len(mine), "feasible": len(ratios), "within": within, "median": median,
+            "search_rows": f"reproduction-search.csv: moe_layout = {layout}, dense_layout_auto = True",
+            "text": f"{layout_verdict(ratio)} under {words} ({'no ratio' if ratio is None else f'{ratio:.2f}x'} at this build's point; "
+                    f"{within} of {len(ratios)} feasible configurations of the search within {RATIO_TOLERANCE:.0%})",
+        })
+    return {"layouts": out, "text": "; ".join(r["text"] for r in out)}
