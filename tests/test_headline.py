@@ -129,3 +129,16 @@ def test_compare_json_reports_the_band():
     out = subprocess.run([sys.executable, "-m", "qsmoe.cli", "compare", "--model", "deepseek-v3", "--context", "128k", "--json", "--hardware", "a100-sxm-80gb", "--weight-dtype", "bf16"], capture_output=True, text=True, check=True).stdout
     r = json.loads(out)
     assert r["ratio"] is None and r["ratio_band"] is None
+
+
+def test_headline_verdict_per_layout(values):
+    from qsmoe.scenario import claims
+    rows = headline.search(values, {"moe_layout": LAYOUTS, "q_rule": ("geomean", "clark")}, target=claims.PAPER_RATIO, tolerance=claims.RATIO_TOLERANCE)
+    by = claims.headline_by_layout(values, rows)
+    assert [r["moe_layout"] for r in by["layouts"]] == list(claims.LAYOUT_WORDS)
+    for r in by["layouts"]:
+        assert r["verdict"] == claims.layout_verdict(r["ratio"])
+        assert r["verdict"] in by["text"] and r["moe_layout"] in r["search_rows"]
+    assert claims.layout_verdict(claims.PAPER_RATIO) == "reproduced"
+    assert claims.layout_verdict(claims.PAPER_RATIO * 2) == "exceeded"
+    assert claims.layout_verdict(1.0) == "not reproduced" and claims.layout_verdict(None) == "not tested"
