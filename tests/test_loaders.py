@@ -90,8 +90,8 @@ def test_every_shipped_accelerator_loads(hw_id: str) -> None:
     assert replace(load_hardware(DATA_DIR / "hardware" / f"{hw_id}.yaml"), source="") == replace(hw, source="")
 
 
-# (id, HBM GB, HBM TB/s, BF16 TF/s, FP8 TF/s or None, link GB/s) from /work/shared/reference/facts.md
-# (vendor datasheets, dense peaks). Tolerance 0.5 %: the table rounds (989 vs 989.5, 2.04 vs 2.039).
+# (id, HBM GB, HBM TB/s, BF16 TF/s, FP8 TF/s or None, link GB/s) from the vendor datasheets
+# that each data/hardware/<id>.yaml lists under `sources` (dense peaks). Tolerance 0.5 %: the table rounds (989 vs 989.5, 2.04 vs 2.039).
 FACTS_HARDWARE = [
     ("a100-sxm-80gb", 80, 2.04, 312, None, 600),
     ("h100-sxm", 80, 3.35, 989, 1979, 900),
