@@ -15,6 +15,8 @@ from qsmoe.physics.decode import DecodeResult, decode
 from qsmoe.physics.deployment import LAYOUTS, Deployment
 from qsmoe.errors import QsError
 from qsmoe.specs.hardware import load_hardware
+from qsmoe.specs.fileio import excerpt
+from qsmoe.specs.limits import MAX_CONTEXT_TOKENS, MAX_LIST_ENTRIES, PARAMETER_BOUNDS
 from qsmoe.physics.inequality import memory_bound_ratio, predicted_disadvantaged, qs_threshold
 from qsmoe.physics.memory import hbm_budget, weight_bytes_per_gpu
 from qsmoe.specs.models import load_model
@@ -53,28 +55,44 @@ def dense_layout_for(profile: DecodeProfile, requested: str, gpus: int) -> str:
 def check_values(values: Mapping[str, Any]) -> None:
     """Range checks of a parameter set's physics values; one QsError naming the key and value.
 
-    Builds both deployments (GPUs, formats, fractions, overhead, skew), and checks the q rule,
-    the dense architecture, the models (each must have a dense comparator under these values)
-    and the contexts.
+    Every number within its plausible bound (qsmoe.specs.limits.PARAMETER_BOUNDS), both
+    deployments built (GPUs, formats, fractions), the q rule, the dense architecture, the
+    models (each an MoE with a dense comparator under these values) and the contexts (whole
+    token counts up to MAX_CONTEXT_TOKENS): everything a chapter reads, before any runs.
     """
     for key, allowed in (("q_rule", Q_RULES), ("dense_arch", DENSE_ARCHS), ("moe_layout", LAYOUTS), ("dense_layout", LAYOUTS + ("auto",))):
         if values[key] not in allowed:
-            raise QsError(f"{values[key]!r} is not one of {', '.join(allowed)}", field=key)
+            raise QsError(f"{excerpt(values[key])} is not one of {', '.join(allowed)}", field=key)
+    for key, (low, high) in PARAMETER_BOUNDS.items():
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise QsError(f"must be a number from {low:g} to {high:g}, got {excerpt(value)}", field=key)
     deployment_from(values, values["moe_layout"])
     deployment_from(values, "tp" if values["dense_layout"] == "auto" else values["dense_layout"])
-    if not values["q_explicit"] > 0:
-        raise QsError(f"must be > 0, got {values['q_explicit']!r}", field="q_explicit")
+    for key in ("models", "contexts"):
+        if not isinstance(values[key], list) or not 1 <= len(values[key]) <= MAX_LIST_ENTRIES:
+            raise QsError(f"must be a list of 1 to {MAX_LIST_ENTRIES} entries, got {excerpt(values[key])}", field=key)
     for key in ("models", "headline_model"):
         for model_id in values[key] if key == "models" else [values[key]]:
-            if not load_model(model_id).is_moe:
-                raise QsError(f"{model_id!r} is a dense model; the book compares MoE models with dense comparators", field=key)
+            if not isinstance(model_id, str) or not model_id:
+                raise QsError(f"expected a model id or file, got {excerpt(model_id)}", field=key)
+            try:
+                spec = load_model(model_id)
+            except QsError as err:
+                if err.source:  # a problem inside the model's own file: that file and field say it
+                    raise
+                raise QsError(err.message, field=key) from None
+            if not spec.is_moe:
+                raise QsError(f"{excerpt(model_id)} is a dense model; the book compares MoE models with dense comparators", field=key)
             try:
                 scenario(values, model_id)  # the dense comparator must exist (q*A above the attention it keeps)
             except QsError as err:
-                raise QsError(f"no dense comparator for {model_id}: {err}", field=key) from None
-    contexts = list(values["contexts"]) + [values["headline_context"]]
-    if any(isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0 for c in contexts) or not values["contexts"]:
-        raise QsError(f"contexts must be a non-empty list of token counts >= 0, got {values['contexts']!r} and headline_context {values['headline_context']!r}", field="contexts")
+                raise QsError(f"no dense comparator for {excerpt(model_id)}: {err}", field=key) from None
+    for key, contexts in (("contexts", values["contexts"]), ("headline_context", [values["headline_context"]])):
+        for context in contexts:
+            whole = isinstance(context, int) or (isinstance(context, float) and context.is_integer())
+            if isinstance(context, bool) or not whole or not 0 <= context <= MAX_CONTEXT_TOKENS:
+                raise QsError(f"expected whole token counts from 0 to {MAX_CONTEXT_TOKENS}, got {excerpt(context)}", field=key)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def _check_graph(root: yaml.Node, source: str, field: str | None) -> None:
 
     def fail(node: yaml.Node, path: str, message: str) -> QsError:
         where = f" (line {node.start_mark.line + 1})" if node.start_mark is not None else ""
-        return QsError(message + where, source=source, field=path or field)
+        shown = path if len(path) <= EXCERPT_CHARS else path[:EXCERPT_CHARS] + "..."
+        return QsError(message + where, source=source, field=shown or field)
 
     def walk(node: yaml.Node, path: str, depth: int) -> None:
         nonlocal count
@@ -309,13 +310,12 @@ class Fields:
 
     def integer(self, key: str, default: Any = ..., *, minimum: int = 1, maximum: int | None = None) -> int:
         """A whole number >= ``minimum`` (and <= ``maximum`` when given); 4.0 counts as 4."""
-        value = self.raw(key, default)
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
+        given = self.raw(key, default)
+        value = int(given) if isinstance(given, float) and math.isfinite(given) and given.is_integer() else given
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected a whole number, got {excerpt(value)}")
+            raise self.error(key, f"expected a whole number, got {excerpt(given)}")
         if value < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {excerpt(value)}")
+            raise self.error(key, f"must be >= {minimum}, got {excerpt(given)}")
         if maximum is not None and value > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {excerpt(value)}")
+            raise self.error(key, f"must be <= {maximum}, got {excerpt(given)}")
         return value
