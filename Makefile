@@ -39,3 +39,17 @@ chromium:
 
 clean:
 	rm -rf _build
+
+# make peers: predict every measured row with the peer tools (own venv, never the book's .venv)
+# and write data/peers/predictions.csv + meta.json; qsmoe's speed is timed with the book's .venv.
+PEERS_VENV := .peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.setup-stamp
+
+$(PEERS_STAMP): peers/requirements.txt
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip --disable-pip-version-check install -r peers/requirements.txt
+	@touch $@
+
+.PHONY: peers
+peers: $(STAMP) $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python peers/run.py --qsmoe-python $(BIN)/python
