@@ -432,3 +432,68 @@ def test_params_file_with_bad_value(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_malformed_params_file(capsys: pytest.CaptureFixture) -> None:
     assert_cli_error(run_main(capsys, "decode", "--model", "deepseek-v3", "--context", "1024", "--params", str(BAD / "malformed.yaml")), "malformed YAML")
+
+
+# --------------------------------------------------------------------------- the reading budget
+
+
+def test_yaml_reads_exponent_floats_as_numbers():
+    from qsmoe.specs.fileio import parse_yaml
+
+    assert parse_yaml("a: 1e308\nb: -2E-3\nc: 1.5e+3\nd: 12\ne: 1e5x", "t") == {"a": 1e308, "b": -0.002, "c": 1500.0, "d": 12, "e": "1e5x"}
+
+
+def test_alias_bomb_stops_within_the_value_budget():
+    import time
+
+    from qsmoe.specs.fileio import MAX_NODES, parse_yaml
+
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i-1}"] * 10) + "]\n" for i in range(1, 9))
+    t0 = time.perf_counter()
+    with pytest.raises(QsError, match=f"more than {MAX_NODES} values"):
+        parse_yaml(bomb, "bomb.yaml")
+    assert time.perf_counter() - t0 < 2.0
+    # aliases that do not multiply are fine
+    assert parse_yaml("a: &x [1, 2]\nb: *x\n", "t") == {"a": [1, 2], "b": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 1\nb: 2\na: 3\n", "duplicate key 'a'"),
+        ("a: !!python/object:os.system x\n", "YAML tags are not allowed"),
+        ("a: &r [1, *r]\n", "recursive alias"),
+        ("a: " + "[" * 70 + "]" * 70 + "\n", "nested more than"),
+    ],
+)
+def test_yaml_budget_refusals(text, message):
+    from qsmoe.specs.fileio import parse_yaml
+
+    with pytest.raises(QsError, match=message):
+        parse_yaml(text, "t.yaml")
+
+
+def test_excerpt_is_bounded():
+    from qsmoe.specs.fileio import EXCERPT_CHARS, excerpt
+
+    assert len(excerpt(list(range(10**5)))) <= EXCERPT_CHARS + 3
+    assert len(excerpt("x" * 10**6)) <= EXCERPT_CHARS + 3
+    assert excerpt(0.5) == "0.5"
+
+
+def test_hf_first_k_dense_replace_is_not_clamped(tmp_path):
+    """config.json and the YAML loader refuse the same thing: no MoE layer left."""
+    config = {"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "kv_lora_rank": 16,
+              "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8, "n_routed_experts": 8, "num_experts_per_tok": 2,
+              "moe_intermediate_size": 32, "intermediate_size": 128, "vocab_size": 100, "first_k_dense_replace": 5}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(QsError, match="first_k_dense_replace"):
+        load_model(path)
+    config.update(first_k_dense_replace=1, moe_layer_freq=4)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(QsError, match="moe_layer_freq"):
+        load_model(path)
+    config.update(moe_layer_freq=3)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    assert load_model(path).moe_layer_count(4) == 1

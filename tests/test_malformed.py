@@ -66,7 +66,7 @@ def test_the_table_has_at_least_150_cases():
     assert len(CASES) >= 150
     files = {c["input"] for c in CASES if c["kind"] != "set"}
     assert files <= {p.name for p in FIXTURES.iterdir()}, "a case names a missing fixture"
-    assert {p.name for p in FIXTURES.iterdir()} - files == {"cases.csv"}, "a fixture no case uses"
+    assert {p.name for p in FIXTURES.iterdir()} - files == {"cases.csv", "README.md"}, "a fixture no case uses"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['kind']}:{c['input'][:40]}" for c in CASES])
