@@ -92,3 +92,12 @@ def test_hardware_aliases_resolve_and_are_listed(capsys: pytest.CaptureFixture) 
     assert {"h100"} <= set(next(r for r in listing if r["id"] == "h100-sxm")["aliases"])
     r = _json(capsys, "decode", "--model", "llama-3.1-8b", "--context", "4k", "--hardware", "h100", "--gpus", "1")
     assert r["hardware"] == "h100-sxm"
+
+
+def test_q_is_checked_as_q_explicit(capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", "--model", "deepseek-v3", "--context", "4k", "--q", "1e308"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qsmoe: error: --q:") and "q_explicit" in err and "\n" not in err
+    by_q = _json(capsys, "compare", "--model", "deepseek-v3", "--context", "4k", "--q", "8")
+    by_keys = _json(capsys, "compare", "--model", "deepseek-v3", "--context", "4k", "--q-rule", "explicit", "--q-explicit", "8")
+    assert by_q == by_keys and by_q["q"] == 8.0

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from qsmoe.physics.accounting import kv_bytes_per_token, summarize
-from qsmoe.cli.common import emit, parse_tokens, positive_float, positive_int
+from qsmoe.cli.common import emit, parse_tokens, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.scenario.compare import compare, dense_layout_for, deployment_from, scenario
 from qsmoe.scenario.headline import BAND_QUANTILES, constant_sets, ratio_band
@@ -109,13 +109,13 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    values = parameter_values(args, moe_layout=args.layout)
-    sc = scenario(values, args.model, args.q)
+    explicit = {"q_rule": "explicit", "q_explicit": args.q} if args.q is not None else {}
+    values = parameter_values(args, moe_layout=args.layout, flags={"moe_layout": "--layout", "q_explicit": "--q", "q_rule": "--q"}, **explicit)
+    sc = scenario(values, args.model)
     r = compare(sc, args.context).record()
     r["context"] = args.context
-    band_values = dict(values, q_rule="explicit", q_explicit=args.q) if args.q is not None else values
-    how, sets = constant_sets(band_values)
-    band = ratio_band(band_values, args.model, args.context, sets, q_rules=("explicit",) if args.q is not None else None)
+    how, sets = constant_sets(values)
+    band = ratio_band(values, args.model, args.context, sets, q_rules=("explicit",) if explicit else None)
     # the band's point ratio is this comparison's ratio; a band only where the ratio exists
     r["ratio_band"] = band["ratio_band"] if r["ratio"] is not None else None
     r["ratio_band_basis"] = {"method": f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} quantiles, widened to contain the ratio", "spans": how, "q_rules": band["q_rules"], "points": band["points"], "infeasible_points": band["infeasible"]}
@@ -142,7 +142,7 @@ def add_performance_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("compare", help="an MoE against its quality-matched dense model")
     p.add_argument("--model", required=True, metavar="ID_OR_PATH")
     p.add_argument("--layout", choices=LAYOUTS, help="alias of --moe-layout")
-    p.add_argument("--q", type=positive_float, help="explicit quality-equivalence factor (overrides --q-rule)")
+    p.add_argument("--q", metavar="Q", help="explicit quality-equivalence factor: short for --q-rule explicit --q-explicit Q")
     _context_flags(p)
     p.set_defaults(func=_cmd_compare)
 

@@ -65,18 +65,19 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def parameter_set(args: argparse.Namespace, **extra: Any) -> ParamSet:
+def parameter_set(args: argparse.Namespace, *, flags: dict[str, str] | None = None, **extra: Any) -> ParamSet:
     """The parameter set a command runs with: ``--params``, ``--set``, the flags, then
-    ``extra`` (command-specific spellings such as compare's ``--layout``), validated as one set."""
+    ``extra`` (command-specific spellings such as compare's ``--layout``), validated as one set.
+    ``flags`` names the flag that set an ``extra`` key, for errors (default: the key's own flag)."""
     given = {name[len(_DEST):]: value for name, value in vars(args).items() if name.startswith(_DEST) and value is not None}
     given.update({key: value for key, value in extra.items() if value is not None})
     assignments = list(getattr(args, "overrides", []) or []) + [f"{key}={value}" for key, value in given.items()]
-    return resolve(getattr(args, "params", None), assignments, labels={key: flag_name(key) for key in given})
+    return resolve(getattr(args, "params", None), assignments, labels={key: (flags or {}).get(key, flag_name(key)) for key in given})
 
 
-def parameter_values(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+def parameter_values(args: argparse.Namespace, *, flags: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
     """The values of :func:`parameter_set` as a plain dict."""
-    return dict(parameter_set(args, **extra).values)
+    return dict(parameter_set(args, flags=flags, **extra).values)
 
 
 def given(args: argparse.Namespace, key: str) -> bool:
