@@ -142,3 +142,14 @@ def test_headline_verdict_per_layout(values):
     assert claims.layout_verdict(claims.PAPER_RATIO) == "reproduced"
     assert claims.layout_verdict(claims.PAPER_RATIO * 2) == "exceeded"
     assert claims.layout_verdict(1.0) == "not reproduced" and claims.layout_verdict(None) == "not tested"
+
+
+def test_band_never_undoes_the_readers_own_changes() -> None:
+    """The constant sets change only what datasheet.yaml changes in the reference set."""
+    from qsmoe.scenario.headline import constant_sets
+    from qsmoe.scenario.params import resolve
+
+    values = dict(resolve(None, ["gpus=16", "q_rule=explicit", "q_explicit=8"]).values)
+    _, sets = constant_sets(values)
+    changed = set().union(*sets)
+    assert "gpus" not in changed and "q_explicit" not in changed and "q_rule" not in changed

@@ -115,7 +115,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     r = compare(sc, args.context).record()
     r["context"] = args.context
     how, sets = constant_sets(values)
-    band = ratio_band(values, args.model, args.context, sets, q_rules=("explicit",) if explicit else None)
+    band = ratio_band(values, args.model, args.context, sets)
     # the band's point ratio is this comparison's ratio; a band only where the ratio exists
     r["ratio_band"] = band["ratio_band"] if r["ratio"] is not None else None
     r["ratio_band_basis"] = {"method": f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} quantiles, widened to contain the ratio", "spans": how, "q_rules": band["q_rules"], "points": band["points"], "infeasible_points": band["infeasible"]}

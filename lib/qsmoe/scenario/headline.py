@@ -37,6 +37,7 @@ from qsmoe.physics.deployment import ATTENTION_DTYPES, LAYOUTS
 from qsmoe.physics.quality import DENSE_ARCHS
 from qsmoe.scenario.analysis import q_estimates
 from qsmoe.scenario.compare import dense_layout_for, scenario
+from qsmoe.scenario.params import DEFAULT_PARAMS_PATH
 from qsmoe.specs.fileio import load_mapping
 from qsmoe.specs.hardware import available_hardware
 
@@ -186,7 +187,8 @@ def constant_sets(values: Values, variant: Mapping[str, Any] | None = None) -> t
     """The constant sets the band spans, and how they were obtained.
 
     ``variant``: another parameter set (default: data/params/datasheet.yaml where it exists);
-    the constants are the numeric keys whose values differ between it and ``values``, and the
+    the constants are the numeric keys whose values differ between it and the reference set
+    (data/params/default.yaml), so a reader's own changes (GPUs, q) are never undone, and the
     sets are the build's own and the variant's. Without a variant the only set is the build's
     (the band is then the q spread alone). Bootstrap resamples, where a caller has them, are
     passed to :func:`ratio_band` directly.
@@ -195,7 +197,8 @@ def constant_sets(values: Values, variant: Mapping[str, Any] | None = None) -> t
         variant = load_mapping(DATASHEET_PARAMS_PATH)
     if variant is None:
         return "q estimators only (no constant uncertainty available)", [{}]
-    keys = sorted(k for k, x in variant.items() if k in values and isinstance(x, (int, float)) and not isinstance(x, bool) and x != values[k])
+    reference = load_mapping(DEFAULT_PARAMS_PATH)  # the constants are what the variant changes in the reference set
+    keys = sorted(k for k, x in variant.items() if k in values and isinstance(x, (int, float)) and not isinstance(x, bool) and x != reference.get(k))
     if not keys:
         return "q estimators only (the variant has the build's constants)", [{}]
     return f"q estimators x {{build, {variant.get('name', 'variant')}}} constants ({', '.join(keys)})", [{}, {k: variant[k] for k in keys}]
@@ -205,7 +208,8 @@ def ratio_band(values: Values, model: str | None = None, context: float | None =
                sets: Sequence[Mapping[str, Any]] = ({},), q_rules: Sequence[str] | None = None) -> dict:
     """R at (model, context) with its band over q rules x constant ``sets``.
 
-    R_ij = ratio with q by rule i and constants j (``sets``: overrides of ``values``).
+    R_ij = ratio with q by rule i and constants j (``sets``: overrides of ``values``); the rules
+    are every estimator with a value for the model, or the explicit q alone under q_rule explicit.
     band = [min(Q_05, R), max(Q_95, R)] of the pooled R_ij, R the point ratio (the build's rule
     and constants); None where R is None. ``points`` counts the R_ij, ``infeasible`` those with
     a side unplaced (left out of the quantiles).
@@ -222,7 +226,9 @@ def ratio_band(values: Values, model: str | None = None, context: float | None =
         return float(d.tokens_per_s) / float(m.tokens_per_s) if bool(m.feasible) and bool(d.feasible) else None
 
     point = ratio(values)
-    rules = list(q_rules) if q_rules is not None else [r for r, q in q_estimates(model).items() if q is not None]
+    if q_rules is None:  # a q the reader fixed has no estimator spread
+        q_rules = ["explicit"] if values["q_rule"] == "explicit" else [r for r, q in q_estimates(model).items() if q is not None]
+    rules = list(q_rules)
     pooled = [ratio(dict(values, **s, q_rule=rule)) for rule, s in itertools.product(rules, sets)]
     feasible = np.array([r for r in pooled if r is not None])
     if point is None or not feasible.size:
