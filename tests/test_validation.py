@@ -53,7 +53,9 @@ TOY_HW = HardwareSpec(id="toy", name="toy", vendor="test", hbm_bytes=100e9, hbm_
 
 
 def toy_dep(**changes: object) -> Deployment:
-    base = dict(hardware=TOY_HW, gpus=1, layout="tp", weight_dtype="bf16", kv_dtype="bf16", mem_efficiency=1.0, compute_efficiency=1.0, step_overhead_s=0.0)
+    """The toy served as one static batch on the bare roofline (no floors or latencies)."""
+    base = dict(hardware=TOY_HW, gpus=1, layout="tp", weight_dtype="bf16", kv_dtype="bf16", mem_efficiency=1.0, compute_efficiency=1.0, step_overhead_s=0.0,
+                kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=1.0, grouped_gemm_block_m=1, batching="static")
     base.update(changes)
     return Deployment(**base)
 
@@ -99,7 +101,7 @@ def test_mean_decode_step_equals_the_step_at_the_mean_context(values) -> None:
     is the step at I + O/2, as serve() assumes (checked on a real MoE and dense model)."""
     for model, layout in (("deepseek-v3", "ep"), ("llama-3.1-70b", "tp"), ("mixtral-8x7b", "tp")):
         p = profile_of(load_model(model))
-        dep = deployment_from(values, layout)
+        dep = deployment_from(dict(values, batching="static"), layout)
         i, o, c = 1000, 64, 32
         steps = step_time(p, dep, i + np.arange(1, o), c).total_s
         r = serve(p, dep, i, o, c)
@@ -108,7 +110,7 @@ def test_mean_decode_step_equals_the_step_at_the_mean_context(values) -> None:
 
 def test_serve_default_concurrency_is_the_largest_batch_at_the_final_context(values) -> None:
     p = profile_of(load_model("llama-3.1-70b"))
-    dep = deployment_from(values, "tp")
+    dep = deployment_from(dict(values, batching="static"), "tp")
     r = serve(p, dep, 2048, 2048)
     assert r["feasible"] and r["concurrency"] == r["max_concurrency"] == int(decode(p, dep, 4096).max_batch)
     over = serve(p, dep, 2048, 2048, r["max_concurrency"] + 1)
@@ -162,7 +164,7 @@ def run_cli(argv: list[str], monkeypatch) -> int:
 
 
 def test_cli_serve_json(monkeypatch, capsys) -> None:
-    rc = run_cli(["serve", "--model", "llama-3.1-8b", "--hardware", "h200", "--gpus", "1", "--input-len", "32", "--output-len", "128", "--concurrency", "8", "--weight-dtype", "bf16", "--json"], monkeypatch)
+    rc = run_cli(["serve", "--model", "llama-3.1-8b", "--hardware", "h200", "--gpus", "1", "--input-len", "32", "--output-len", "128", "--concurrency", "8", "--weight-dtype", "bf16", "--batching", "static", "--json"], monkeypatch)
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("feasible", "reason", "concurrency", "prefill_time_s", "decode_time_s", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "bound"):

@@ -5,15 +5,20 @@ setup (model, accelerator, GPUs of one instance, layout, weight and KV formats, 
 source states communication/compute overlap, and its engine where the parameter set has an
 ``engine`` key); every other value comes from the parameter set:
 
-* ``decode`` rows: :func:`qsmoe.physics.decode.step_time` at the row's context, with the row's
-  concurrency as the batch, or the largest admissible batch when it is not stated;
+* ``decode`` rows: :func:`qsmoe.physics.decode.decode` at the row's context, with the row's
+  concurrency as the batch, or the largest admissible batch when it is not stated; the
+  prediction is the result's ``tokens_per_s_per_gpu`` (B * a / T, a the MTP acceptance length);
 * ``e2e`` rows: :func:`qsmoe.physics.serve.serve_result` with the row's input/output lengths and
-  concurrency (the largest batch admissible at context I + O when not stated).
+  concurrency (the largest batch admissible at context I + O when not stated); the prediction
+  is the result's ``output_tokens_per_s_per_gpu`` (under continuous batching the running batch
+  min(C, B_max), the rest queued).
 
 Decode rows from co-located serving benchmarks (input and output lengths stated, concurrency
-C > 1, not disaggregated) also charge each step (C - 1) / (O - 1) single-request prefills,
+C > 1, not disaggregated) are a TPOT under continuous batching: they are predicted as the
+steady-state serving step of :func:`qsmoe.physics.serve.serve_result` (batching continuous),
+which absorbs the prefills of new requests (chunked or as their own steps, as the engine does),
 because the published ITL/TPOT holds the prefills of the other requests
-(``prefill_stalls=True``, the default).
+(``prefill_stalls=True``, the default; ``stall_s`` is the prefill time each step absorbs).
 
 A stated batch larger than the modelled HBM budget is predicted anyway (the measurement shows it
 ran) and flagged in ``note``; a row whose weights do not fit, or that is otherwise not
@@ -32,10 +37,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from qsmoe.evidence.measurements import ENGINES, Measurement, profile_for
-from qsmoe.physics.decode import BOUNDS, decode, step_time
+from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import Deployment
 from qsmoe.physics.memory import REASONS, WEIGHTS_DO_NOT_FIT
-from qsmoe.physics.serve import SERVE_BOUNDS, prefill_time, serve_result
+from qsmoe.physics.serve import serve_result
 from qsmoe.scenario.compare import deployment_from
 
 #: Token count from which a row counts as long-context (its longest sequence, I + O, or its
@@ -113,28 +118,31 @@ def prefill_stalls_apply(row: Measurement) -> bool:
 
 
 def predict_row(row: Measurement, dep: Deployment, *, prefill_stalls: bool = True) -> Prediction:
-    """Output tokens/s per GPU of ``row`` on ``dep`` (module docstring)."""
+    """Output tokens/s per GPU of ``row`` on ``dep`` (module docstring), read from the physics'
+    own results: ``DecodeResult.tokens_per_s_per_gpu`` (B * a / T, MTP acceptance included) for
+    a decode step, ``ServeResult.output_tokens_per_s_per_gpu`` for serving (continuous batching:
+    the running batch B = min(C, B_max) over a step that absorbs the prefills of new requests)."""
     profile = profile_for(row.model)
-    if row.regime == "decode":
+    if row.regime == "decode" and not (prefill_stalls and prefill_stalls_apply(row)):
         budget = decode(profile, dep, row.context, None)  # the largest admissible batch and why not
         max_batch, why = int(budget.max_batch), int(budget.reason)
         if why == WEIGHTS_DO_NOT_FIT or (row.concurrency is None and why != 0):
             return Prediction(None, 0, max_batch, None, None, REASONS[why])
         batch = row.concurrency if row.concurrency is not None else max_batch
-        step = step_time(profile, dep, row.context, float(batch))
+        rec = decode(profile, dep, row.context, float(batch), enforce_budget=False).record()
         note = f"stated batch {batch} exceeds the modelled admissible batch {max_batch}" if batch > max_batch else None
-        total, stall = float(step.total_s), 0.0
-        if prefill_stalls and prefill_stalls_apply(row):
-            # each request's O - 1 decode steps absorb the prefills of the other C - 1 requests
-            stall = (batch - 1) / (row.output_len - 1) * float(prefill_time(profile, dep, row.input_len, 1).total_s)
-        return Prediction(batch / (total + stall) / dep.gpus, batch, max_batch, BOUNDS[int(step.bound())], note, None, stall)
+        return Prediction(rec["tokens_per_s_per_gpu"], batch, max_batch, rec["bound"], note, None)
+    if row.regime == "decode":  # TPOT of a co-located serving benchmark: a steady continuous-batching step
+        dep = dep.with_changes(batching="continuous")
     res = serve_result(profile, dep, row.input_len, row.output_len, row.concurrency, enforce_budget=False)
-    max_batch = int(res.max_concurrency)
-    if not bool(res.feasible):
-        return Prediction(None, 0, max_batch, None, None, REASONS[int(res.reason)])
-    batch = int(res.concurrency)
-    note = f"stated concurrency {batch} exceeds the modelled admissible batch {max_batch} at context I+O" if batch > max_batch else None
-    return Prediction(batch * row.output_len / float(res.total_time_s) / dep.gpus, batch, max_batch, SERVE_BOUNDS[int(res.bound)], note, None)
+    rec = res.record()
+    max_batch = rec["max_concurrency"]
+    if not rec["feasible"]:
+        return Prediction(None, 0, max_batch, None, None, rec["reason"])
+    stated = row.concurrency if row.concurrency is not None else rec["running_batch"]
+    note = f"stated concurrency {stated} exceeds the modelled admissible batch {max_batch} at context I+O ({rec['queued']} queued)" if stated > max_batch else None
+    stall = float(res.prefill_per_step_s) if res.continuous else 0.0
+    return Prediction(rec["output_tokens_per_s_per_gpu"], rec["running_batch"], max_batch, rec["bound"], note, None, stall)
 
 
 def log_errors(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True) -> np.ndarray:

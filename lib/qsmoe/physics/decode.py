@@ -25,7 +25,7 @@ from qsmoe.physics.comm import collectives_time_s
 from qsmoe.physics.deployment import Deployment
 from qsmoe.physics.kernels import launch_floor_s, tile_padding
 from qsmoe.errors import QsError
-from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, check_context, hbm_budget, kv_split
+from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, check_context, hbm_budget, kv_split
 from qsmoe.physics.profile import DecodeProfile
 from qsmoe.physics.routing import busiest_device_load, fraction_streamed
 
@@ -195,8 +195,11 @@ def fixed_step_s(profile: DecodeProfile, dep: Deployment) -> float:
     return dep.step_overhead_s + dep.engine_spec.scheduling_s + launch_floor_s(profile, dep.use_cuda_graphs, dep.kernel_floor_s, dep.kernel_launch_s)
 
 
-def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object | None = None) -> DecodeResult:
-    """Decode throughput at the given batch, or at the largest admissible batch when ``batch`` is None."""
+def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batch: object | None = None, *, enforce_budget: bool = True) -> DecodeResult:
+    """Decode throughput at the given batch, or at the largest admissible batch when ``batch`` is None.
+
+    ``enforce_budget=False``: a stated batch larger than the HBM budget admits is computed anyway
+    (the caller knows it ran); only weights that cannot fit stay infeasible."""
     budget = hbm_budget(profile, dep, context_tokens)
     if batch is None:
         b = budget.max_batch
@@ -205,7 +208,10 @@ def decode(profile: DecodeProfile, dep: Deployment, context_tokens: object, batc
         b = np.asarray(batch, dtype=float)
         if not np.all(np.isfinite(b)) or np.any(b < 1):
             raise QsError(f"must be a whole number of sequences >= 1, got {batch!r}", field="batch")
-        reason = np.where(budget.reason != FEASIBLE, budget.reason, np.where(b > budget.max_batch, BATCH_TOO_LARGE, FEASIBLE))
+        if enforce_budget:
+            reason = np.where(budget.reason != FEASIBLE, budget.reason, np.where(b > budget.max_batch, BATCH_TOO_LARGE, FEASIBLE))
+        else:
+            reason = np.where(budget.reason == WEIGHTS_DO_NOT_FIT, WEIGHTS_DO_NOT_FIT, FEASIBLE)
     b, max_batch, reason = np.broadcast_arrays(b, budget.max_batch, reason)
     step = step_time(profile, dep, context_tokens, np.maximum(b, 1.0))
     shape = step.total_s.shape
