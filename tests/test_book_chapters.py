@@ -7,7 +7,6 @@ import pytest
 from qsmoe.scenario import analysis
 from qsmoe.scenario.compare import scenario
 from qsmoe.errors import QsError
-from qsmoe.physics.routing import tokens_per_expert
 from qsmoe.book import words
 from qsmoe.book import ch01_double_penalty as ch01
 from qsmoe.book import ch02_models as ch02
@@ -392,26 +391,6 @@ class TestSensitivity:
         assert g["span"] == pytest.approx(0.5)
         assert out[1]["span"] == pytest.approx(0.05) and out[1]["infeasible"] == ""
         assert (out[2]["lowest"], out[2]["span"], out[2]["infeasible"]) == ("infeasible", 0.0, "x")
-
-    def test_search_summary(self):
-        rows = [
-            {"gpus": "8", "hw": "h200", "ratio": 4.2, "within_target": True},
-            {"gpus": "16", "hw": "h200", "ratio": 4.96, "within_target": False},
-            {"gpus": "4", "hw": "h200", "ratio": 0.9, "within_target": False},
-            {"gpus": "1", "hw": "h200", "ratio": None, "within_target": False},
-        ]
-        s = ch08.search_summary(rows)
-        assert (s["points"], s["feasible"], s["infeasible"], s["within"], s["above_one"]) == (4, 3, 1, 1, 2)
-        assert s["best_ratio"] == 4.96 and s["best"] == {"gpus": "16", "hw": "h200"}
-        assert s["best_text"] == "gpus=16, hw=h200"
-        empty = ch08.search_summary([])
-        assert (empty["points"], empty["best_ratio"], empty["best_text"]) == (0, None, "none feasible")
-
-    def test_typed_changes(self):
-        grid = {"gpus": [8, 16], "mem_efficiency": [0.7, 0.8], "include_comm": [True, False]}
-        assert ch08.typed_changes(grid, {"gpus": "16", "mem_efficiency": "0.8", "include_comm": "False"}) == {"gpus": 16, "mem_efficiency": 0.8, "include_comm": False}
-        with pytest.raises(QsError):
-            ch08.typed_changes(grid, {"gpus": "32"})
 
     @pytest.mark.parametrize("variant", [{}, {"gpus": 16}, {"hardware": "mi355x"}, {"dense_arch": "llama_gqa"}], ids=_ids)
     def test_ratio_ceiling(self, values, variant):

@@ -1,14 +1,12 @@
-"""Records for chapter 8, sensitivity: the swing of each parameter, the reproduction search and
-the two ceilings on the dense/MoE ratio at a design point."""
+"""Records for chapter 8, sensitivity: the swing of each parameter and the two ceilings on the
+dense/MoE ratio at a design point (the reproduction search is :mod:`qsmoe.scenario.headline`)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from qsmoe.book.words import ratio_text
-from qsmoe.errors import QsError
 from qsmoe.physics.inequality import capacity_lever
 from qsmoe.physics.intensity import attention_ceiling_tokens_per_s
-from qsmoe.scenario.claims import PAPER_RATIO, RATIO_TOLERANCE, within_tolerance
 from qsmoe.scenario.compare import compare, scenario
 
 Values = Mapping[str, Any]
@@ -40,39 +38,6 @@ def sensitivity_summary(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
             "infeasible": ", ".join(infeasible),
         })
     return sorted(out, key=lambda r: -r["span"])
-
-
-def search_summary(rows: Sequence[Mapping[str, Any]], target: float = PAPER_RATIO, tolerance: float = RATIO_TOLERANCE) -> dict:
-    """Counts and the best configuration of :func:`qsmoe.scenario.analysis.reproduction_search` records.
-
-    Returns points, feasible, infeasible, within (ratio within ``tolerance`` of ``target``),
-    above_one (dense faster), best_ratio, best (the grid keys of the best point) and
-    best_text (the best point as 'key=value, ...').
-    """
-    feasible = [r for r in rows if r["ratio"] is not None]
-    best = max(feasible, key=lambda r: r["ratio"]) if feasible else None
-    keys = [k for k in (rows[0] if rows else {}) if k not in ("ratio", "within_target")]
-    return {
-        "points": len(rows),
-        "feasible": len(feasible),
-        "infeasible": len(rows) - len(feasible),
-        "within": sum(1 for r in feasible if within_tolerance(r["ratio"], target, tolerance)),
-        "above_one": sum(1 for r in feasible if r["ratio"] > 1),
-        "best_ratio": best["ratio"] if best else None,
-        "best": {k: best[k] for k in keys} if best else {},
-        "best_text": ", ".join(f"{k}={best[k]}" for k in keys) if best else "none feasible",
-    }
-
-
-def typed_changes(grid: Mapping[str, Iterable[Any]], labels: Mapping[str, str]) -> dict[str, Any]:
-    """Map a search record's string labels (``str(value)``) back to the grid's typed values."""
-    out = {}
-    for key, label in labels.items():
-        matches = [v for v in grid[key] if str(v) == label]
-        if not matches:
-            raise QsError(f"{label!r} is not a value of the grid", field=key)
-        out[key] = matches[0]
-    return out
 
 
 def ratio_ceiling(values: Values, model: str | None = None, context: int | None = None) -> dict:

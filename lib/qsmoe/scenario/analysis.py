@@ -195,21 +195,6 @@ def sensitivity(values: Values, variations: Mapping[str, Iterable[Any]]) -> list
     return rows
 
 
-def reproduction_search(values: Values, grid: Mapping[str, Iterable[Any]], target: float = 4.5, tolerance: float = 0.10) -> list[dict]:
-    """Every combination of ``grid`` values with its headline ratio, flagged where it lies within
-    ``tolerance`` of ``target`` (the paper's 4.5x)."""
-    keys = list(grid)
-    rows = []
-    for combo in itertools.product(*(list(grid[k]) for k in keys)):
-        changes = dict(zip(keys, combo))
-        try:
-            ratio = headline_under(values, **changes)
-        except QsError:
-            ratio = None
-        rows.append({**{k: str(v) for k, v in changes.items()}, "ratio": ratio, "within_target": ratio is not None and abs(ratio / target - 1) <= tolerance})
-    return rows
-
-
 def step_breakdown(values: Values, model_id: str, context: int) -> list[dict]:
     """Seconds per step by limiting resource, MoE and dense, at the largest admissible batch."""
     sc = scenario(values, model_id)
