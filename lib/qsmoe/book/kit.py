@@ -377,8 +377,9 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig, name: str, *, close: bool = True) -> Path:
-    """Save ``fig`` as ``<results_dir>/<name>.png`` and glue it under ``name``.
+def save_figure(fig, name: str, *, close: bool = True) -> None:
+    """Save ``fig`` as ``<results_dir>/<name>.png`` and glue it under ``name``. It returns
+    nothing, so a cell ending in this call shows no output (no build-machine path in the page).
 
     Show it in the page with::
 
@@ -400,7 +401,6 @@ def save_figure(fig, name: str, *, close: bool = True) -> Path:
 
         plt.close(fig)
     nb_glue(name, Image(data=png, format="png"), display=False)
-    return path
 
 
 def results_files(results_dir: str | Path) -> Iterable[Path]:
