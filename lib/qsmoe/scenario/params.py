@@ -1,8 +1,9 @@
 """Parameter sets: the flat mapping of assumptions every chapter is executed with.
 
 A parameter set is a YAML file (``data/params/default.yaml`` is the reference)
-holding one flat mapping.  ``name`` names the set; every other key is a value
-handed to each chapter notebook as a papermill parameter.
+holding one flat mapping.  ``name`` names the set; every other key is a value the
+chapters read: the build hands the whole mapping to each notebook as one papermill
+parameter, ``params`` (:meth:`ParamSet.papermill_parameters`).
 
 Overrides (``--set key=value``) are parsed with YAML rules, must name a key of
 the base set and must keep the type family of the base value
