@@ -14,6 +14,9 @@ from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.scenario.compare import compare, dense_layout_for, deployment_from, scenario
 from qsmoe.scenario.headline import BAND_QUANTILES, constant_sets, ratio_band
 from qsmoe.physics.decode import decode
+from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.profile import DecodeProfile
+from qsmoe.specs.architecture import ModelSpec
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.specs.dtypes import BYTES_PER_VALUE
 from qsmoe.errors import QsError
@@ -91,12 +94,20 @@ def _context_flags(p: argparse.ArgumentParser) -> None:
     add_parameter_flags(p)
 
 
-def _cmd_decode(args: argparse.Namespace) -> int:
+def model_deployment(args: argparse.Namespace) -> tuple[ModelSpec, DecodeProfile, Deployment]:
+    """The ``--model``, its profile and its deployment under the command's parameter set: the
+    layout is ``--layout``, else moe_layout for an MoE and dense_layout (``auto`` resolved) for
+    a dense model."""
     values = parameter_values(args)
     spec = load_model(args.model)
     profile = profile_of(spec)
     layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
-    dep = deployment_from(values, layout)
+    return spec, profile, deployment_from(values, layout)
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    spec, profile, dep = model_deployment(args)
+    layout = dep.layout
     batch = args.batch if args.batch is not None else (args.batch_per_gpu * dep.gpus if args.batch_per_gpu is not None else None)
     record = decode(profile, dep, args.context, batch).record()
     record.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=layout, context=args.context, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)

@@ -4,16 +4,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping
 
+from qsmoe.cli.commands import model_deployment
 from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.evidence.calibration import validate, write_params
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
-from qsmoe.physics.profile import profile_of
 from qsmoe.physics.serve import serve_result
-from qsmoe.scenario.compare import dense_layout_for, deployment_from
-from qsmoe.specs.models import load_model
 
 
 def _pct(x: float | None) -> str:
@@ -75,22 +73,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    values = parameter_values(args)
-    spec = load_model(args.model)
-    profile = profile_of(spec)
-    layout = args.layout or (values["moe_layout"] if spec.is_moe else dense_layout_for(profile, values["dense_layout"], values["gpus"]))
-    dep = deployment_from(values, layout)
+    spec, profile, dep = model_deployment(args)
     r = serve_result(profile, dep, args.input_len, args.output_len, args.concurrency).record()
-    r.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=layout, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)
-    head = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({layout}), {args.input_len} in / {args.output_len} out"
-    if r["feasible"]:
+    r.update(model=spec.id, hardware=dep.hardware.id, gpus=dep.gpus, layout=dep.layout, weight_dtype=dep.weight_dtype, kv_dtype=dep.kv_dtype)
+    head = f"{spec.id} on {dep.gpus}x {dep.hardware.id} ({dep.layout}), {args.input_len} in / {args.output_len} out"
+    if not r["feasible"]:
+        text = f"{head}: infeasible: {r['reason']} (largest admissible batch {r['max_concurrency']})"
+    elif dep.batching == "continuous":  # a steady state of running and queued requests
+        text = (
+            f"{head}: {r['running_batch']} requests running (at most {r['max_concurrency']} fit), {r['queued']} queued; "
+            f"decode step {r['decode_step_time_s'] * 1e3:.2f} ms, {r['output_tokens_per_s']:,.0f} output tok/s "
+            f"({r['tokens_per_s_per_gpu']:,.0f} per GPU), {r['bound']}-bound"
+        )
+    else:
         text = (
             f"{head}: batch {r['concurrency']} (max {r['max_concurrency']}), prefill {r['prefill_time_s']:.3f} s + "
             f"{args.output_len - 1} decode steps x {r['decode_step_time_s'] * 1e3:.2f} ms = {r['prefill_time_s'] + r['decode_time_s']:.3f} s, "
             f"{r['output_tokens_per_s']:,.0f} output tok/s ({r['output_tokens_per_s_per_gpu']:,.0f} per GPU), {r['bound']}-bound"
         )
-    else:
-        text = f"{head}: infeasible: {r['reason']} (largest admissible batch {r['max_concurrency']})"
     emit(r, args.json, text)
     return 0
 
