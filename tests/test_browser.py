@@ -167,3 +167,144 @@ def test_formulas_are_typeset_offline(browser_page, server):
     page.wait_for_selector("mjx-container", timeout=30_000)
     assert page.locator("mjx-container").count() > 5
     assert not errors, f"JavaScript errors: {errors}"
+
+
+# ----------------------------------------------------------------------------- reading the book
+
+#: Widths a reviewer reads the book at: a desktop window and a phone.
+READING_WIDTHS = (1400, 400)
+
+#: For every table, figure and table caption of the page's article: does it stick out of the
+#: article's column, other than inside a horizontally scrolling container that itself stays
+#: in the column; is a caption wider than its own box (cut)?
+_LAYOUT_JS = """() => {
+  const col = document.querySelector('article.bd-article');
+  if (!col) return ['no article column'];
+  const c = col.getBoundingClientRect();
+  const out = (r) => r.right > c.right + 1 || r.left < c.left - 1;
+  const scroller = (el) => {
+    for (let p = el.parentElement; p && p !== col; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (s.overflowX === 'auto' || s.overflowX === 'scroll') return p;
+    }
+    return null;
+  };
+  const name = (el) => el.id || el.getAttribute('src') || el.textContent.trim().slice(0, 60);
+  const problems = [];
+  for (const el of col.querySelectorAll('table, img, figure')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    if (!out(r)) continue;
+    const box = scroller(el);
+    if (!box) problems.push(`${el.tagName.toLowerCase()} ${name(el)} overflows the column (${Math.round(r.width)} px in ${Math.round(c.width)} px) with no scroll container`);
+    else if (out(box.getBoundingClientRect())) problems.push(`the scroll container of ${name(el)} overflows the column`);
+  }
+  for (const cap of col.querySelectorAll('caption, .qs-table-caption, figcaption')) {
+    const r = cap.getBoundingClientRect();
+    if (r.width === 0) continue;
+    if (out(r) || cap.scrollWidth > cap.clientWidth + 1) problems.push(`caption cut: ${name(cap)}`);
+  }
+  return problems;
+}"""
+
+
+def _book_pages(page, server) -> list[str]:
+    page.goto(server + "intro.html")
+    hrefs = page.eval_on_selector_all("nav.bd-docs-nav a.reference.internal", "els => els.map(e => e.getAttribute('href'))")
+    urls = [server + "intro.html"]
+    for href in hrefs:
+        url = urljoin(page.url, href).split("#")[0]
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def test_tables_figures_and_captions_fit_the_column(browser_page, server):
+    """At a desktop and a phone width nothing sticks out of the text column except a table in
+    its scroll container, and no caption is cut (captions sit outside the scrolling area)."""
+    page, _external, errors = browser_page
+    urls = _book_pages(page, server)
+    problems = []
+    wide_tables = 0
+    try:
+        for width in READING_WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            for url in urls:
+                page.goto(url)
+                page.wait_for_load_state("load")
+                for problem in page.evaluate(_LAYOUT_JS):
+                    problems.append(f"{width} px {urlsplit(url).path}: {problem}")
+                # a caption left inside a scrolling container would scroll away with a wide table
+                inside = page.locator(".pst-scrollable-table-container caption").count()
+                if inside:
+                    problems.append(f"{width} px {urlsplit(url).path}: {inside} captions inside a scrolling container")
+                wide_tables += page.locator(".pst-scrollable-table-container.qs-overflows").count()
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+    assert not problems, "\n".join(problems)
+    assert wide_tables > 0, "no table is wider than the column at any width: the check above checked nothing"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_no_result_table_hides_behind_a_toggle(browser_page, server):
+    page, _external, _errors = browser_page
+    hidden = []
+    for url in _book_pages(page, server):
+        page.goto(url)
+        for cell in page.locator(".cell.tag_hide-output, .cell.tag_hide-cell, details.toggle-details").all():
+            if cell.locator("table").count():
+                hidden.append(urlsplit(url).path)
+    assert not hidden, f"tables behind a toggle on: {sorted(set(hidden))}"
+
+
+def test_every_download_link_resolves(browser_page, server, built_book):
+    """Every link to a file of the book (CSV, results, notebooks, the source archive and wheel)
+    answers 200, and the shipped files are the ones source.json describes."""
+    import hashlib
+    import json
+
+    page, _external, _errors = browser_page
+    targets: dict[str, str] = {}
+    for url in _book_pages(page, server):
+        page.goto(url)
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        for href in hrefs:
+            target = href.split("#")[0]
+            if target.startswith(server) and not target.endswith((".html", "/")):
+                targets.setdefault(target, url)
+    broken = []
+    for target, where in sorted(targets.items()):
+        response = page.request.get(target)
+        if not response.ok:
+            broken.append(f"{urlsplit(where).path} links {urlsplit(target).path}: HTTP {response.status}")
+    assert not broken, "\n".join(broken)
+    kinds = {Path(urlsplit(t).path).suffix for t in targets}
+    assert {".csv", ".json", ".ipynb", ".gz", ".whl"} <= kinds, f"download links found only for {sorted(kinds)}"
+    manifest = json.loads(page.request.get(server + "_static/source/source.json").text())
+    for name, record in manifest.items():
+        if isinstance(record, dict):
+            body = page.request.get(server + f"_static/source/{name}").body()
+            assert hashlib.sha256(body).hexdigest() == record["sha256"], f"{name} is not the file source.json describes"
+
+
+def test_landing_page_gives_the_results(browser_page, server, built_book):
+    """The landing page shows the glued headline (as results.json has it) and the models table."""
+    import json
+
+    page, _external, _errors = browser_page
+    results = json.loads((built_book.results / "results.json").read_text(encoding="utf-8"))
+    page.goto(server + "index.html")
+    page.wait_for_url("**/intro.html")
+    section = page.locator("section#results-at-a-glance")
+    text = section.inner_text()
+    assert f"{results['00-at-a-glance.headline_ratio']:.2f}x" in text
+    for key in ("headline_model", "headline_verdict", "band_text", "headline_conditions"):
+        assert str(results[f"00-at-a-glance.{key}"]) in text, f"the landing page lacks {key}"
+    table = section.locator("table#glance-models")
+    assert table.count() == 1, "no models table on the landing page"
+    header = table.locator("thead th").all_inner_texts()
+    assert header[:6] == ["model", "total (B)", "active (B)", "s", "q", "q·s"], header
+    assert sum(h.startswith("dense/MoE") for h in header) >= 2 and header[-1] == "cannot be placed"
+    assert table.locator("tbody tr").count() == len(built_book.params.values["models"])
+    ledger = section.locator("a[href*='09-claims-ledger']")
+    assert ledger.count() >= 1, "no link into the claims ledger"

@@ -1,5 +1,5 @@
 // qs-book: move each table caption above its scrolling container and flag wide tables
-// (styles in qs-book.css; Jupyter Book puts this file on every page).
+// (styles in qs-book.css; both are listed in _config.yml, so every page has them).
 (function () {
   "use strict";
 

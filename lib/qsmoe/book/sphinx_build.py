@@ -14,6 +14,9 @@ from qsmoe.book.execute import python_env
 from qsmoe.book.stage import MATHJAX_STAGE_DIR, TOC_FILE
 from qsmoe.errors import QsError
 
+#: The book's own static files (CSS, JavaScript), copied from book/_assets/.
+ASSETS_DIR = "_assets"
+
 
 def _sphinx_main(src: str, html: str, doctrees: str, strict: str = "1") -> int:
     """Run Jupyter Book's Sphinx build (execution off, nitpicky; warnings are errors when ``strict``)."""
@@ -30,7 +33,10 @@ def _sphinx_main(src: str, html: str, doctrees: str, strict: str = "1") -> int:
         confoverrides={
             "external_toc_path": (src_path / TOC_FILE).as_posix(),
             "nitpicky": True,
-            "html_static_path": [MATHJAX_STAGE_DIR] + (["_static"] if (src_path / "_static").is_dir() else []),
+            # book/_assets/ (the book's CSS and JavaScript, listed in _config.yml) is served from _static/
+            # without being named _static/ in the source, where Jupyter Book would put every .js file of
+            # every static folder, MathJax included, on every page a second time
+            "html_static_path": [MATHJAX_STAGE_DIR] + [d for d in (ASSETS_DIR, "_static") if (src_path / d).is_dir()],
             "latex_individualpages": False,
         },
         doctreedir=doctrees,

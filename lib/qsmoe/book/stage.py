@@ -147,4 +147,8 @@ def stage_sources(build_dir: Path, repo_root: Path = REPO_ROOT) -> list[str]:
         rel = path.relative_to(src)
         if path.is_file() and rel.parts[0] != CHAPTERS_DIR and rel not in wanted and rel != Path(TOC_FILE):
             path.unlink()
+    # and the folders they leave empty (an empty _static/ still makes Jupyter Book scan the static folders)
+    for path in sorted(src.rglob("*"), reverse=True):
+        if path.is_dir() and path.name != CHAPTERS_DIR and not any(path.iterdir()):
+            path.rmdir()
     return present
