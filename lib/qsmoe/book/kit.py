@@ -149,7 +149,9 @@ def provenance_text() -> str:
         f"Computed from parameter set **{name}** (hash `{digest}`) "
         f"at commit `{commit}`. "
         # a raw HTML link: the results folder is added after Sphinx runs
-        f'Every number on this page is also in <a href="{RESULTS_URL}/results.json"><code>results.json</code></a>.'
+        f'Every number on this page is also in <a href="{RESULTS_URL}/results.json"><code>results.json</code></a>, '
+        f'except those measured on the building machine while the book builds, which are in '
+        f'<a href="{RESULTS_URL}/volatile.json"><code>volatile.json</code></a>.'
         "\n:::\n"
     )
 
