@@ -93,6 +93,28 @@ def test_a_set_of_the_same_name_with_other_values_is_refused(good_build, tmp_pat
     assert _snapshot(build_dir) == before
 
 
+def test_an_edited_parameter_file_rebuilds_its_own_book_afresh(good_build, tmp_path):
+    """Rebuilding the same file after an edit replaces its book, keeping no chapter of the old
+    values (a --chapter build then holds only that chapter); another file of the same name is
+    still refused."""
+    repo, _, _ = good_build
+    out = tmp_path / "out"
+    mine = tmp_path / "mine.yaml"
+    text = DEFAULT_PARAMS_PATH.read_text(encoding="utf-8").replace("\nname: default", "\nname: mine", 1)
+    mine.write_text(text, encoding="utf-8")
+    original = load_params(mine)
+    first = build_book(original, out, repo_root=repo).parent
+    mine.write_text(text.replace("\ngpus: 8 ", "\ngpus: 4 "), encoding="utf-8")
+    edited = load_params(mine)
+    assert edited.hash != original.hash
+    second = build_book(edited, out, repo_root=repo).parent
+    assert second == first and edited.hash in (second / PARAMS_RECORD).read_text(encoding="utf-8")
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(text, encoding="utf-8")
+    with pytest.raises(QsError, match="holds a build of parameter set 'mine' with hash"):
+        build_book(load_params(copy), out, repo_root=repo)
+
+
 def test_a_folder_that_is_no_build_is_refused(tmp_path, good_build):
     repo, _, _ = good_build
     (tmp_path / "default").mkdir()

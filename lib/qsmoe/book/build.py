@@ -34,7 +34,7 @@ from typing import Any, Iterable, Sequence
 
 from qsmoe import REPO_ROOT
 from qsmoe.book.execute import execute_chapters, say
-from qsmoe.book.outdir import check_target, prepare_out_root, publish, record_text, staging
+from qsmoe.book.outdir import SOURCE_RECORD, check_target, prepare_out_root, publish, record_text, source_key, staging
 from qsmoe.book.source_archive import ship_source
 from qsmoe.book.sphinx_build import run_sphinx
 from qsmoe.book.stage import stage_sources, toc_chapters
@@ -145,11 +145,11 @@ def build_book(
     names = _chapter_names(chapters, all_names)
     out_root = prepare_out_root(out_root)
     build_dir = out_root / params.slug
-    check_target(build_dir, params)
+    reuse = check_target(build_dir, params)
     commit = git_commit(repo_root, exclude=[out_root])
     say(f"building {params.slug} (parameter set {params.name}, hash {params.hash}, commit {commit}) into {build_dir}", log)
     try:
-        with staging(out_root, build_dir) as work:
+        with staging(out_root, build_dir, reuse) as work:
             execute_chapters(params, names, work, commit=commit, jobs=jobs, repo_root=repo_root, log=log)
             t_exec = time.perf_counter()
             say(f"chapters executed in {t_exec - t0:.1f} s", log)
@@ -162,6 +162,7 @@ def build_book(
             say(f"jupyter-book build ... {t_sphinx - t_exec:.1f} s", log)
             collect_results(work, present, params)
             ship_source(work / "html", commit, repo_root)
+            (work / SOURCE_RECORD).write_text(source_key(params) + "\n", encoding="utf-8")
             publish(work, build_dir)
     except OSError as exc:
         raise QsError(f"cannot write the build: {exc.strerror or exc}", source=str(getattr(exc, "filename", None) or out_root)) from None

@@ -3,13 +3,14 @@
 ``<out>/<slug>/`` holds one finished build of one parameter set, identified by the hash in
 its ``html/_static/results/params.json``.  A build:
 
-1. refuses when ``<out>/<slug>/`` holds a build of another hash (two files with the same
-   ``name:`` but other values, e.g. a file of one's own named ``default``), or anything that
-   is not a finished build;
+1. refuses when ``<out>/<slug>/`` holds a build of another hash made from another parameter
+   file (two files with the same ``name:`` but other values, e.g. a file of one's own named
+   ``default``), or anything that is not a finished build.  A build of the same file after it
+   was edited is allowed, and starts from an empty folder: no chapter of the old values is kept;
 2. takes the lock ``<out>/.staging/<slug>.lock`` (a second build of the same set into the
    same root is refused, not interleaved);
-3. works in ``<out>/.staging/<slug>/``: a copy of the published build (mtimes kept, so
-   Sphinx and unchanged notebooks are reused) or an empty folder.  The staging path is the
+3. works in ``<out>/.staging/<slug>/``: a copy of the published build of the same hash
+   (mtimes kept, so Sphinx and unchanged notebooks are reused) or an empty folder.  The staging path is the
    same for every build of a set, so Sphinx's cached environment stays valid;
 4. on success renames the staging folder over ``<out>/<slug>/``.  On failure the published
    build is left byte-identical; the staging folder keeps the failed notebook and logs that
@@ -32,6 +33,13 @@ from qsmoe.specs.fileio import excerpt, parse_json, read_text
 STAGING_DIR = ".staging"
 #: Where a finished build records its parameter set (relative to ``<out>/<slug>/``).
 PARAMS_RECORD = Path("html") / "_static" / "results" / "params.json"
+#: Which parameter file a finished build came from (relative to ``<out>/<slug>/``; not published).
+SOURCE_RECORD = Path("params-source.txt")
+
+
+def source_key(params: ParamSet) -> str:
+    """The parameter file a set was read from (its resolved path), or '' for a set without one."""
+    return str(params.path.resolve()) if params.path is not None else ""
 
 
 def prepare_out_root(out_root: Path) -> Path:
@@ -60,21 +68,31 @@ def published_hash(build_dir: Path) -> str:
     return data["hash"]
 
 
-def check_target(build_dir: Path, params: ParamSet) -> None:
-    """Refuse to build ``params`` into a folder that holds a build of other values."""
+def check_target(build_dir: Path, params: ParamSet) -> bool:
+    """Whether the published build in ``build_dir`` may be reused for ``params`` (same hash).
+
+    False when there is none, or when it came from the same parameter file before an edit
+    (the build then starts afresh); a QsError when it holds a build of other values from
+    another file."""
     if not build_dir.exists():
-        return
+        return False
     held = published_hash(build_dir)
-    if held != params.hash:
-        raise QsError(
-            f"{build_dir} holds a build of parameter set {params.name!r} with hash {held}; this set of the same name "
-            f"has hash {params.hash}: give the set another name, or build into another --out"
-        )
+    if held == params.hash:
+        return True
+    record = build_dir / SOURCE_RECORD
+    same_file = record.is_file() and source_key(params) and read_text(record).strip() == source_key(params) and not params.overrides
+    if same_file:
+        return False
+    raise QsError(
+        f"{build_dir} holds a build of parameter set {params.name!r} with hash {held}; this set of the same name "
+        f"has hash {params.hash}: give the set another name, or build into another --out"
+    )
 
 
 @contextmanager
-def staging(out_root: Path, build_dir: Path) -> Iterator[Path]:
-    """Lock the set's staging folder and fill it with a copy of the published build."""
+def staging(out_root: Path, build_dir: Path, reuse: bool = True) -> Iterator[Path]:
+    """Lock the set's staging folder and fill it with a copy of the published build
+    (``reuse``) or leave it empty."""
     stage_root = out_root / STAGING_DIR
     lock_path = stage_root / f"{build_dir.name}.lock"
     with open(lock_path, "w", encoding="utf-8") as lock:
@@ -85,7 +103,7 @@ def staging(out_root: Path, build_dir: Path) -> Iterator[Path]:
         work = stage_root / build_dir.name
         if work.exists():
             shutil.rmtree(work)
-        if build_dir.is_dir():
+        if reuse and build_dir.is_dir():
             shutil.copytree(build_dir, work, symlinks=True)
         else:
             work.mkdir()
