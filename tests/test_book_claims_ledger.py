@@ -67,8 +67,8 @@ class TestClaimsLedger:
         from qsmoe.specs.hardware import load_hardware
 
         hw = load_hardware(values["hardware"])
-        assert f["ridge"] == pytest.approx(hw.peak_for(values["weight_dtype"]) * values["compute_efficiency"]
-                                           / (hw.hbm_bandwidth_bytes_per_s * values["mem_efficiency"]))
+        assert f["ridge"] == pytest.approx(hw.peak_for(values["weight_dtype"]) * values[f"compute_efficiency_{hw.vendor}"]
+                                           / (hw.hbm_bandwidth_bytes_per_s * values[f"mem_efficiency_{hw.vendor}"]))
         g = ev["generality"]
         assert [m["model"] for m in g["models"]] == list(claims.PAPER_MODELS)
         assert g["evaluated"] == sum(m["evaluated"] for m in g["models"])

@@ -56,8 +56,8 @@ def test_flag_wins_over_set(capsys: pytest.CaptureFixture) -> None:
 
 def test_efficiency_flags_change_the_result(capsys: pytest.CaptureFixture) -> None:
     base = ["decode", "--model", "llama-3.1-70b", "--context", "8k", "--batch", "1"]
-    slow = _json(capsys, *base, "--mem-efficiency", "0.4")
-    fast = _json(capsys, *base, "--mem-efficiency", "0.8")
+    slow = _json(capsys, *base, "--mem-efficiency-nvidia", "0.4")
+    fast = _json(capsys, *base, "--mem-efficiency-nvidia", "0.8")
     assert slow["tokens_per_s"] < fast["tokens_per_s"]
 
 

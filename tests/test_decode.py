@@ -53,11 +53,11 @@ def test_default_deployment_matches_the_parameter_set() -> None:
 
     values = load_params().values
     d = Deployment(H200)
-    assert (d.mem_efficiency, d.compute_efficiency, d.weight_dtype, d.kv_dtype) == (values["mem_efficiency"], values["compute_efficiency"], values["weight_dtype"], values["kv_dtype"])
+    assert (d.mem_efficiency, d.compute_efficiency, d.weight_dtype, d.kv_dtype) == (values["mem_efficiency_nvidia"], values["compute_efficiency_nvidia"], values["weight_dtype"], values["kv_dtype"])
     from qsmoe.evidence.calibration import DATASHEET_PATH
 
     sheet = load_params(DATASHEET_PATH).values
-    assert (MEM_EFF, COMPUTE_EFF) == (sheet["mem_efficiency"], sheet["compute_efficiency"])
+    assert (MEM_EFF, COMPUTE_EFF) == (sheet["mem_efficiency_nvidia"], sheet["compute_efficiency_nvidia"])
     assert (H200.hbm_bytes, H200.hbm_bandwidth_bytes_per_s, H200.peak_flops_per_s["bf16"], H200.peak_flops_per_s["fp8"]) == (H200_HBM, H200_BW, H200_BF16, H200_FP8)
 
 

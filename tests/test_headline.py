@@ -54,9 +54,9 @@ def test_fp8_attention_never_slows_a_side(values):
 @pytest.mark.parametrize("layout", ["ep", "tp"])
 def test_band_contains_the_ratio(values, model, layout):
     v = dict(values, moe_layout=layout)
-    variant = dict(v, mem_efficiency=0.6, compute_efficiency=0.4, name="test-variant")
+    variant = dict(v, mem_efficiency_nvidia=0.6, compute_efficiency_nvidia=0.4, name="test-variant")
     how, sets = headline.constant_sets(v, variant)
-    assert len(sets) == 2 and "compute_efficiency" in how and "mem_efficiency" in how
+    assert len(sets) == 2 and "compute_efficiency_nvidia" in how and "mem_efficiency_nvidia" in how
     for context in (4096, 131072):
         b = headline.ratio_band(v, model, context, sets)
         if b["ratio"] is None:

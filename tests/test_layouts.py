@@ -82,5 +82,10 @@ def test_deployment_defaults_are_the_parameter_set() -> None:
 
     values = load_params().values
     d = Deployment(H200)
-    for key in ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew"):
+    for key in ("gpus", "weight_dtype", "kv_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew"):
         assert getattr(d, key) == values[key], key
+    for hw_id in ("h200", "mi300x"):  # the achieved fractions are those of the accelerator's vendor
+        hw = load_hardware(hw_id)
+        d = Deployment(hw)
+        for key in ("mem_efficiency", "compute_efficiency"):
+            assert getattr(d, key) == values[f"{key}_{hw.vendor}"], (hw_id, key)

@@ -422,7 +422,7 @@ def test_params_file_with_wrong_type(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize(
     "changes, field, value",
-    [({"gpus": 0}, "gpus", "0"), ({"weight_dtype": "fp3"}, "weight_dtype", "'fp3'"), ({"kv_dtype": "fp3"}, "kv_dtype", "'fp3'"), ({"mem_efficiency": 1.5}, "mem_efficiency", "1.5"), ({"hardware": "tpu-v9"}, "hardware", "'tpu-v9'")],
+    [({"gpus": 0}, "gpus", "0"), ({"weight_dtype": "fp3"}, "weight_dtype", "'fp3'"), ({"kv_dtype": "fp3"}, "kv_dtype", "'fp3'"), ({"mem_efficiency_amd": 1.5}, "mem_efficiency_amd", "1.5"), ({"hardware": "tpu-v9"}, "hardware", "'tpu-v9'")],
 )
 def test_params_file_with_bad_value(tmp_path: Path, capsys: pytest.CaptureFixture, changes: dict, field: str, value: str) -> None:
     path = _params_file(tmp_path, **changes)

@@ -24,7 +24,7 @@ class TestParameterDocs:
         assert docs["gpus"]["meaning"] == "GPUs per model replica"
         assert docs["routing_skew"]["section"] == "Routing"
         assert docs["q_rule"]["section"] == "Quality equivalence"
-        assert docs["mem_efficiency"]["section"].startswith("Achievable fractions")
+        assert docs["mem_efficiency_nvidia"]["section"].startswith("Achievable fractions")
         assert docs["models"]["section"] == "What the book evaluates"
         # a key with both an EXTRA_MEANINGS entry and an inline comment keeps both
         assert docs["headline_context"]["meaning"] == "context length of the headline comparison (tokens)"

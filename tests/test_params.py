@@ -66,10 +66,10 @@ def test_other_file_with_own_name(tmp_path):
 
 
 def test_whole_number_for_a_float_key_is_normalised(tmp_path):
-    path = write_params(tmp_path, name="whole", mem_efficiency=1)
+    path = write_params(tmp_path, name="whole", mem_efficiency_nvidia=1)
     pset = load_params(path)
-    assert pset.values["mem_efficiency"] == 1.0 and isinstance(pset.values["mem_efficiency"], float)
-    again = load_params(write_params(tmp_path, name="whole", mem_efficiency=1.0))
+    assert pset.values["mem_efficiency_nvidia"] == 1.0 and isinstance(pset.values["mem_efficiency_nvidia"], float)
+    again = load_params(write_params(tmp_path, name="whole", mem_efficiency_nvidia=1.0))
     assert pset.hash == again.hash
 
 
@@ -147,9 +147,9 @@ def test_wrong_type_in_file(tmp_path, key, value):
 def test_nan_in_file_is_refused(tmp_path):
     path = tmp_path / "nan.yaml"
     text = DEFAULT_PARAMS_PATH.read_text(encoding="utf-8").replace("name: default", "name: nan")
-    text = re.sub(r"(?m)^mem_efficiency:.*$", "mem_efficiency: .nan", text)
+    text = re.sub(r"(?m)^mem_efficiency_nvidia:.*$", "mem_efficiency_nvidia: .nan", text)
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(QsError, match="mem_efficiency.*finite"):
+    with pytest.raises(QsError, match="mem_efficiency_nvidia.*finite"):
         load_params(path)
 
 
@@ -157,12 +157,12 @@ def test_nan_in_file_is_refused(tmp_path):
 
 
 def test_overrides_apply_and_parse_as_yaml():
-    pset = resolve(None, ["gpus=4", "include_comm=false", "models=[deepseek-v3, grok-1]", "mem_efficiency=0.9"])
+    pset = resolve(None, ["gpus=4", "include_comm=false", "models=[deepseek-v3, grok-1]", "mem_efficiency_nvidia=0.9"])
     assert pset.values["gpus"] == 4
     assert pset.values["include_comm"] is False
     assert pset.values["models"] == ["deepseek-v3", "grok-1"]
-    assert pset.values["mem_efficiency"] == 0.9
-    assert pset.overrides == ("gpus", "include_comm", "models", "mem_efficiency")
+    assert pset.values["mem_efficiency_nvidia"] == 0.9
+    assert pset.overrides == ("gpus", "include_comm", "models", "mem_efficiency_nvidia")
 
 
 def test_readme_example_override():
@@ -187,9 +187,9 @@ def test_override_value_with_equals_sign():
 
 
 def test_int_override_for_float_key_becomes_float():
-    pset = resolve(None, ["mem_efficiency=1"])
-    assert isinstance(pset.values["mem_efficiency"], float)
-    assert pset.hash == resolve(None, ["mem_efficiency=1.0"]).hash
+    pset = resolve(None, ["mem_efficiency_nvidia=1"])
+    assert isinstance(pset.values["mem_efficiency_nvidia"], float)
+    assert pset.hash == resolve(None, ["mem_efficiency_nvidia=1.0"]).hash
 
 
 @pytest.mark.parametrize(
@@ -200,8 +200,8 @@ def test_int_override_for_float_key_becomes_float():
         ("gpus=4.5", r"field 'gpus'.*4\.5"),
         ("include_comm=1", r"field 'include_comm'.*expected bool"),
         ("models=deepseek-v3", r"field 'models'.*expected list"),
-        ("mem_efficiency=.inf", r"field 'mem_efficiency'.*finite"),
-        ("mem_efficiency=.nan", r"field 'mem_efficiency'.*finite"),
+        ("mem_efficiency_nvidia=.inf", r"field 'mem_efficiency_nvidia'.*finite"),
+        ("mem_efficiency_nvidia=.nan", r"field 'mem_efficiency_nvidia'.*finite"),
         ("gpus", r"expected key=value"),
         ("=4", r"expected key=value"),
         ("models=[a, b", r"field 'models'.*cannot parse"),
@@ -281,7 +281,7 @@ def test_values_are_json_serialisable():
     "key, value, pattern",
     [
         ("gpus", 0, r"field 'gpus'.*got 0"),
-        ("mem_efficiency", 1.5, r"field 'mem_efficiency'.*1\.5"),
+        ("mem_efficiency_nvidia", 1.5, r"field 'mem_efficiency_nvidia'.*1\.5"),
         ("reserve_fraction", -0.1, r"field 'reserve_fraction'.*-0\.1"),
         ("weight_dtype", "fp3", r"field 'weight_dtype'.*fp3"),
         ("hardware", "tpu9", r"field 'hardware'.*tpu9"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from qsmoe.book.words import deployment_text, ratio_text
+from qsmoe.scenario.compare import vendor_fractions
 from qsmoe.scenario.claims import CLAIMS, PAPER_CONTEXT, PAPER_MODEL, PAPER_MODELS, PAPER_RATIO, RATIO_TOLERANCE, TRAINING_FLOPS_PER_PARAM, claims_evidence
 
 Values = Mapping[str, Any]
@@ -17,6 +18,7 @@ def claims_ledger(values: Values) -> dict:
     the columns claim, this book's value, assumptions, verdict.
     """
     dep = deployment_text(values)
+    eta = vendor_fractions(values)  # the achieved fractions of the set's accelerator's vendor
     ev = claims_evidence(values)
     f, h, i, g, hl, inf, fp = (ev[c] for c in CLAIMS)
     ctx_k = f"{PAPER_CONTEXT // 1024}k"
@@ -32,7 +34,7 @@ def claims_ledger(values: Values) -> dict:
         {
             "claim": "1. Expert routing fragments the decode batch and pushes the FFNs into the bandwidth-bound regime",
             "value": f"{PAPER_MODEL} at {ctx_k}: {opt(f['tokens_per_expert'], '.2f')} tokens per touched expert at batch {f['moe_batch']}; expert FFN intensity {opt(f['expert_intensity'], '.1f')} FLOP/B vs ridge {f['ridge']:.0f} FLOP/B (dense FFN {opt(f['dense_intensity'], '.0f')})",
-            "assumptions": f"{dep}; routing skew {values['routing_skew']:g}; ridge = peak x {values['compute_efficiency']:g} / (bandwidth x {values['mem_efficiency']:g})",
+            "assumptions": f"{dep}; routing skew {values['routing_skew']:g}; ridge = peak x {eta['compute_efficiency']:g} / (bandwidth x {eta['mem_efficiency']:g})",
         },
         {
             "claim": "2. Resident expert pools reduce the HBM headroom left for the KV cache",

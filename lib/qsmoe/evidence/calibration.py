@@ -65,8 +65,10 @@ def _steps(lo: float, hi: float, step: float, digits: int) -> tuple[float, ...]:
 
 #: The declared constants, in search order.
 CONSTANTS: tuple[Constant, ...] = (
-    Constant("mem_efficiency", "achieved fraction of datasheet HBM bandwidth", "", _steps(0.30, 1.00, 0.10, 2)),
-    Constant("compute_efficiency", "achieved fraction of datasheet dense FLOP/s", "", _steps(0.10, 1.00, 0.10, 2)),
+    Constant("mem_efficiency_nvidia", "achieved fraction of datasheet HBM bandwidth, NVIDIA accelerators", "", _steps(0.10, 1.00, 0.10, 2)),
+    Constant("mem_efficiency_amd", "achieved fraction of datasheet HBM bandwidth, AMD accelerators", "", _steps(0.10, 1.00, 0.10, 2)),
+    Constant("compute_efficiency_nvidia", "achieved fraction of datasheet dense FLOP/s, NVIDIA accelerators", "", _steps(0.10, 1.00, 0.10, 2)),
+    Constant("compute_efficiency_amd", "achieved fraction of datasheet dense FLOP/s, AMD accelerators", "", _steps(0.10, 1.00, 0.10, 2)),
     Constant("step_overhead_s", "fixed time per forward pass (launches, scheduling, sampling)", "s",
              (0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.020, 0.030, 0.050)),
 )

@@ -17,7 +17,7 @@ from qsmoe.specs.dtypes import bytes_per_value
 from qsmoe.specs.fileio import load_mapping
 from qsmoe.specs.hardware import HardwareSpec
 
-__all__ = ["ATTENTION_DTYPES", "LAYOUTS", "MAX_GPUS", "Deployment"]
+__all__ = ["ATTENTION_DTYPES", "LAYOUTS", "MAX_GPUS", "VENDORS", "VENDOR_FRACTIONS", "Deployment", "vendor_key"]
 
 ATTENTION_DTYPES = ("bf16", "fp8")  # formats attention kernels run in (FlashMLA/FA2: bf16; FA3: also fp8)
 MAX_GPUS = 65536  # one model replica; far beyond any deployment the book considers
@@ -25,8 +25,22 @@ _DEFAULTS: dict[str, Any] = load_mapping(DATA_DIR / "params" / "default.yaml")
 BATCHING = ("continuous", "static")
 
 
+#: Accelerator vendors, each with its own achieved fractions of the datasheet peaks: a software
+#: stack (CUDA and its kernels, ROCm and its kernels) reaches its own share of a peak, so the
+#: parameter set holds ``<fraction>_<vendor>`` for each fraction of :data:`VENDOR_FRACTIONS`.
+VENDORS = ("nvidia", "amd")
+VENDOR_FRACTIONS = ("mem_efficiency", "compute_efficiency")
+
+
 def _default(key: str) -> Any:
     return _DEFAULTS[key]
+
+
+def vendor_key(fraction: str, hardware: HardwareSpec) -> str:
+    """The parameter-set key of ``fraction`` for the accelerator's vendor: ``<fraction>_<vendor>``."""
+    if hardware.vendor not in VENDORS:
+        raise QsError(f"{hardware.vendor!r} (accelerator {hardware.id!r}) has no achieved fractions; the parameter set has them for {', '.join(VENDORS)}", field="vendor")
+    return f"{fraction}_{hardware.vendor}"
 
 
 @dataclass(frozen=True)
@@ -38,8 +52,8 @@ class Deployment:
     kv_dtype: str = _default("kv_dtype")
     attention_dtype: str = _default("attention_dtype")  # format of attention over the KV cache (its peak)
     reserve_fraction: float = _default("reserve_fraction")
-    mem_efficiency: float = _default("mem_efficiency")
-    compute_efficiency: float = _default("compute_efficiency")
+    mem_efficiency: float = None  # type: ignore[assignment]  # None: the default set's mem_efficiency_<vendor>
+    compute_efficiency: float = None  # type: ignore[assignment]  # None: the default set's compute_efficiency_<vendor>
     link_efficiency: float = _default("link_efficiency")
     include_comm: bool = _default("include_comm")
     comm_overlap: bool = _default("comm_overlap")  # communication hidden behind compute (two-batch overlap): only its excess counts
@@ -58,6 +72,9 @@ class Deployment:
     mtp_acceptance_length: float = _default("mtp_acceptance_length")  # mean tokens emitted per sequence per step
 
     def __post_init__(self) -> None:
+        for name in VENDOR_FRACTIONS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, float(_default(vendor_key(name, self.hardware))))
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or not 1 <= self.gpus <= MAX_GPUS:
             raise QsError(f"must be a whole number from 1 to {MAX_GPUS}, got {self.gpus!r}", field="gpus")
         if self.layout not in REGISTRY:

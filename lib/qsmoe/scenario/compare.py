@@ -12,9 +12,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from qsmoe.physics.decode import DecodeResult, decode
-from qsmoe.physics.deployment import LAYOUTS, Deployment
+from qsmoe.physics.deployment import LAYOUTS, VENDOR_FRACTIONS, Deployment, vendor_key
 from qsmoe.errors import QsError
-from qsmoe.specs.hardware import load_hardware
+from qsmoe.specs.hardware import HardwareSpec, load_hardware
 from qsmoe.specs.fileio import excerpt
 from qsmoe.specs.limits import MAX_CONTEXT_TOKENS, MAX_LIST_ENTRIES, PARAMETER_BOUNDS
 from qsmoe.physics.inequality import memory_bound_ratio, predicted_disadvantaged, qs_threshold
@@ -24,7 +24,7 @@ from qsmoe.physics.profile import DecodeProfile, profile_of
 from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES, author_claim, dense_profile, estimate_q
 from qsmoe.physics.routing import fraction_streamed
 
-DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_block_m", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
+DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_block_m", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
 
 
 def _number(values: Mapping[str, Any], key: str) -> Any:
@@ -33,15 +33,36 @@ def _number(values: Mapping[str, Any], key: str) -> Any:
     return values[key]
 
 
+def fraction_key(values: Mapping[str, Any], fraction: str) -> str:
+    """The parameter-set key of ``fraction`` (e.g. 'mem_efficiency') for the set's own
+    accelerator: ``<fraction>_<vendor>``."""
+    return vendor_key(fraction, load_hardware(_number(values, "hardware")))
+
+
+def vendor_fractions(values: Mapping[str, Any], hardware: HardwareSpec | None = None) -> dict[str, float]:
+    """{fraction: value} of the achieved fractions for the vendor of ``hardware`` (default: the
+    set's own accelerator): each fraction of VENDOR_FRACTIONS read from ``<fraction>_<vendor>``."""
+    hardware = load_hardware(_number(values, "hardware")) if hardware is None else hardware
+    out = {}
+    for name in VENDOR_FRACTIONS:
+        key = vendor_key(name, hardware)
+        value = _number(values, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QsError(f"expected a number, got {value!r}", field=key)
+        out[name] = float(value)
+    return out
+
+
 def deployment_from(values: Mapping[str, Any], layout: str) -> Deployment:
-    """A Deployment from parameter-set values with the given layout."""
+    """A Deployment from parameter-set values with the given layout; the achieved fractions are
+    those of the accelerator's vendor (:func:`vendor_fractions`)."""
     hardware = load_hardware(_number(values, "hardware"))
     kwargs = {k: _number(values, k) for k in DEPLOYMENT_KEYS}
-    for key in ("reserve_fraction", "mem_efficiency", "compute_efficiency", "link_efficiency", "step_overhead_s", "routing_skew", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "mtp_acceptance_length"):
+    for key in ("reserve_fraction", "link_efficiency", "step_overhead_s", "routing_skew", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "mtp_acceptance_length"):
         if isinstance(kwargs[key], bool) or not isinstance(kwargs[key], (int, float)):
             raise QsError(f"expected a number, got {kwargs[key]!r}", field=key)
         kwargs[key] = float(kwargs[key])
-    return Deployment(hardware=hardware, layout=layout, **kwargs)
+    return Deployment(hardware=hardware, layout=layout, **kwargs, **vendor_fractions(values, hardware))
 
 
 def dense_layout_for(profile: DecodeProfile, requested: str, gpus: int) -> str:

@@ -46,8 +46,10 @@ MAX_DOMAIN_SIZE = 65536
 #: units of the MoE's active parameters; a GPU-hour above $10,000 is no price list's.
 PARAMETER_BOUNDS = {
     "reserve_fraction": (0.0, 0.99),
-    "mem_efficiency": (0.01, 1.0),
-    "compute_efficiency": (0.01, 1.0),
+    "mem_efficiency_nvidia": (0.01, 1.0),
+    "mem_efficiency_amd": (0.01, 1.0),
+    "compute_efficiency_nvidia": (0.01, 1.0),
+    "compute_efficiency_amd": (0.01, 1.0),
     "link_efficiency": (0.01, 1.0),
     "attention_mem_efficiency": (0.01, 1.0),
     "step_overhead_s": (0.0, 10.0),
