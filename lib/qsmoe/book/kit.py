@@ -326,14 +326,7 @@ def table(
     from IPython.display import Markdown
 
     _check_name(name, "table")
-    columns, rows = _records(data)
-    clean_rows = [[json_safe(v, f"{name}[{i}].{c}") for v, c in zip(row, columns)] for i, row in enumerate(rows)]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in clean_rows:
-        writer.writerow([_csv_value(v) for v in row])
-    _write_if_changed(_state("results_dir") / f"{name}.csv", buf.getvalue().encode("utf-8"))
+    columns, clean_rows = _write_csv(data, name)
     tables: list[str] = _state("volatile")["tables"]
     if volatile and f"{name}.csv" not in tables:
         tables.append(f"{name}.csv")
@@ -361,6 +354,19 @@ def table(
         f"<small>Data: {link}</small>\n"
     )
     return Markdown(text)
+
+
+def _write_csv(data: Any, name: str) -> tuple[list[str], list[list[Any]]]:
+    """Write ``<results_dir>/<name>.csv`` from ``data`` (see :func:`table`); returns its columns and rows."""
+    columns, rows = _records(data)
+    clean_rows = [[json_safe(v, f"{name}[{i}].{c}") for v, c in zip(row, columns)] for i, row in enumerate(rows)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in clean_rows:
+        writer.writerow([_csv_value(v) for v in row])
+    _write_if_changed(_state("results_dir") / f"{name}.csv", buf.getvalue().encode("utf-8"))
+    return columns, clean_rows
 
 
 def _numeric(rows: Sequence[Sequence[Any]], i: int) -> bool:
@@ -403,6 +409,20 @@ def save_figure(fig, name: str, *, close: bool = True) -> None:
 
         plt.close(fig)
     nb_glue(name, Image(data=png, format="png"), display=False)
+
+
+def figure_data(data: Any, name: str) -> None:
+    """Write the records a figure plots as ``<results_dir>/<name>.csv`` (the CSV :func:`table` writes).
+
+    ``data``: a pandas DataFrame or a list of dicts, one per plotted point.  Use the figure's
+    name, and end the figure's caption with the link the tables carry::
+
+        <small>Data: <a href="../_static/results/<name>.csv"><name>.csv</a></small>
+
+    Returns nothing, so a cell ending in this call shows no output.
+    """
+    _check_name(name, "figure data")
+    _write_csv(data, name)
 
 
 def results_files(results_dir: str | Path) -> Iterable[Path]:
