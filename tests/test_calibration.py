@@ -127,3 +127,20 @@ def test_report_shapes(report) -> None:
     assert len(rv.row_table(report)) == len(report["rows"])
     assert rv.regime_table(report)[0]["regime"] == "all rows"
     assert len(rv.constants_table(report)) == len(report["constants"])
+
+
+def test_bootstrap_file_holds_the_calibrations_resamples(report) -> None:
+    from qsmoe.scenario.bootstrap import load_bootstrap
+
+    points = report["calibration"]["bootstrap"]["points"]
+    assert len(points) == cal.BOOTSTRAP_RESAMPLES
+    assert load_bootstrap() == points, "run `qsmoe validate --write-params`"
+
+
+def test_bootstrap_text_round_trips(tmp_path) -> None:
+    from qsmoe.scenario.bootstrap import bootstrap_text, load_bootstrap
+
+    points = [{"a": 0.1, "b": 0.002}, {"a": 0.3, "b": 0.0}]
+    path = tmp_path / "bootstrap.csv"
+    path.write_text(bootstrap_text(points, ["a", "b"], 7), encoding="utf-8")
+    assert load_bootstrap(path) == points and "seed 7" in path.read_text(encoding="utf-8")

@@ -153,3 +153,15 @@ def test_band_never_undoes_the_readers_own_changes() -> None:
     _, sets = constant_sets(values)
     changed = set().union(*sets)
     assert "gpus" not in changed and "q_explicit" not in changed and "q_rule" not in changed
+
+
+def test_band_sets_are_the_bootstrap_resamples_and_keep_a_readers_constant() -> None:
+    from qsmoe.scenario.bootstrap import load_bootstrap
+    from qsmoe.scenario.params import resolve
+
+    rows = load_bootstrap()
+    how, sets = headline.constant_sets(dict(resolve().values))
+    assert "bootstrap" in how and 1 < len(sets) <= headline.MAX_BAND_SETS
+    assert all(s in rows for s in sets)
+    _, mine = headline.constant_sets(dict(resolve(None, ["mem_efficiency_nvidia=0.7"]).values))
+    assert all("mem_efficiency_nvidia" not in s and "step_overhead_s" in s for s in mine)

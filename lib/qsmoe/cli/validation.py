@@ -67,7 +67,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     rows = load_measurements(args.measurements)
     report = validate(values, rows, prefill_stalls=not args.no_prefill_stalls)
     if args.write_params:
-        write_params({k: c["fitted"] for k, c in report["constants"].items()})
+        write_params({k: c["fitted"] for k, c in report["constants"].items()}, resamples=report["calibration"]["bootstrap"]["points"])
     emit(report, args.json, validation_text(report))
     return 0
 

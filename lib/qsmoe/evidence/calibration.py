@@ -18,7 +18,8 @@ rounded to 1e-12 so float noise cannot decide a tie; ties keep the earlier point
   splits) and predict the left-out source's rows with those constants.
 * bootstrap: :data:`BOOTSTRAP_RESAMPLES` resamples of the fit sources with replacement (seed
   :data:`BOOTSTRAP_SEED`; a drawn source's rows weigh by its multiplicity), each refitted from
-  the point estimate; the interval is the 5th to 95th percentile of the refits.
+  the point estimate; the interval is the 5th to 95th percentile of the refits. The refits are
+  committed in data/params/bootstrap.csv (:func:`write_params`), which the headline band reads.
 * prediction band: the 5th, 50th and 95th percentiles of the judge rows' ln(pred / meas)
   under the fitted constants (:func:`prediction_band`); a measurement of a setup like these
   is expected in [pred * exp(-q95), pred * exp(-q05)] (:func:`measured_range`).
@@ -38,6 +39,7 @@ from qsmoe.errors import QsError
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import GROUPS, log_errors, predict_rows, summarize_errors, suspects
+from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, bootstrap_text
 
 DEFAULT_PATH = DATA_DIR / "params" / "default.yaml"
 DATASHEET_PATH = DATA_DIR / "params" / "datasheet.yaml"
@@ -253,7 +255,8 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
         "judge_sources": sorted({r.source_id for r in ev.rows if r.split == "judge"}),
         "unpredicted_fit_rows": [ev.rows[i].id for i, x in zip(fit_index, fit_logs) if not math.isfinite(x)],
         "loso": leave_one_source_out(ev, start) if loso else None,
-        "bootstrap": {"resamples": int(resamples), "seed": BOOTSTRAP_SEED, "unit": "source", "interval": [0.05, 0.95]},
+        "bootstrap": {"resamples": int(resamples), "seed": BOOTSTRAP_SEED, "unit": "source", "interval": [0.05, 0.95],
+                      "points": [{c.name: float(row[k]) for k, c in enumerate(constants)} for row in boot]},
         "points_evaluated": ev.points_evaluated,
     }
 
@@ -325,10 +328,15 @@ def _set_value(text: str, key: str, value: float, source: str) -> str:
     return text[: match.start()] + match.group(1) + new + tail + text[match.end():]
 
 
-def write_params(fitted: Mapping[str, float], default_path: str | Path = DEFAULT_PATH, datasheet_path: str | Path = DATASHEET_PATH) -> None:
+def write_params(fitted: Mapping[str, float], default_path: str | Path = DEFAULT_PATH, datasheet_path: str | Path = DATASHEET_PATH,
+                 resamples: Sequence[Mapping[str, float]] | None = None, bootstrap_path: str | Path = BOOTSTRAP_PATH) -> None:
     """Write the fitted constants into the default parameter set, and regenerate the datasheet
     variant from it: same text, ``name: datasheet``, and each constant at its datasheet value
-    (the variant's own value, or the default set's value before this write when there is none)."""
+    (the variant's own value, or the default set's value before this write when there is none).
+    With ``resamples`` (the calibration's bootstrap points), also write them to ``bootstrap_path``
+    (:func:`qsmoe.scenario.bootstrap.bootstrap_text`, columns in the order of ``fitted``)."""
+    if resamples is not None:
+        Path(bootstrap_path).write_text(bootstrap_text(resamples, list(fitted), BOOTSTRAP_SEED), encoding="utf-8")
     default_path, datasheet_path = Path(default_path), Path(datasheet_path)
     text = default_path.read_text(encoding="utf-8")
     before = _values_of(text, fitted, str(default_path))

@@ -13,8 +13,9 @@ dense deployment), so each side's decode is computed once per distinct key (:fun
 
 Band. Two uncertainties are propagated into R at one point: the q estimator (every rule with a
 value for the model, :func:`qsmoe.scenario.analysis.q_estimates`) and the model's constants
-(a list of constant sets: bootstrap resamples of the calibration where one is given, else the
-build's constants against a named variant such as the datasheet-ideal set). The band is the
+(a list of constant sets: the calibration's bootstrap resamples of the fitted constants from
+data/params/bootstrap.csv, else the build's constants against a named variant such as the
+datasheet-ideal set; :func:`constant_sets`). The band is the
 (5 %, 95 %) quantiles of R pooled over q rules x constant sets, each point weighted equally,
 widened where needed to contain the point ratio itself (:func:`ratio_band`).
 
@@ -26,6 +27,8 @@ model out), beside the simple (qs < 1) and general forms.
 from __future__ import annotations
 
 import itertools
+import math
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -36,6 +39,7 @@ from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import ATTENTION_DTYPES, LAYOUTS
 from qsmoe.physics.quality import DENSE_ARCHS
 from qsmoe.scenario.analysis import q_estimates
+from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, load_bootstrap
 from qsmoe.scenario.compare import dense_layout_for, scenario
 from qsmoe.scenario.params import DEFAULT_PARAMS_PATH
 from qsmoe.specs.fileio import load_mapping
@@ -46,6 +50,7 @@ Values = Mapping[str, Any]
 SERVING_DEFAULTS_PATH = DATA_DIR / "serving_defaults.yaml"
 DATASHEET_PARAMS_PATH = DATA_DIR / "params" / "datasheet.yaml"
 BAND_QUANTILES = (0.05, 0.95)  # a 90 % band
+MAX_BAND_SETS = 10  # bootstrap constant sets a band evaluates (a band stays a few seconds per model)
 
 
 def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]:
@@ -183,21 +188,33 @@ def deployment_ratios(values: Values, model: str | None = None) -> list[dict]:
 
 # -- the band ------------------------------------------------------------------------------
 
-def constant_sets(values: Values, variant: Mapping[str, Any] | None = None) -> tuple[str, list[dict]]:
+def constant_sets(values: Values, variant: Mapping[str, Any] | None = None,
+                  bootstrap_path: Any = BOOTSTRAP_PATH) -> tuple[str, list[dict]]:
     """The constant sets the band spans, and how they were obtained.
 
-    ``variant``: another parameter set (default: data/params/datasheet.yaml where it exists);
-    the constants are the numeric keys whose values differ between it and the reference set
-    (data/params/default.yaml), so a reader's own changes (GPUs, q) are never undone, and the
-    sets are the build's own and the variant's. Without a variant the only set is the build's
-    (the band is then the q spread alone). Bootstrap resamples, where a caller has them, are
-    passed to :func:`ratio_band` directly.
+    Without ``variant``, and where data/params/bootstrap.csv exists: the calibration's bootstrap
+    resamples of the fitted constants (at most :data:`MAX_BAND_SETS`, every k-th row from the
+    first, k = ceil(rows / MAX_BAND_SETS)), each restricted to the constants the build has at the
+    reference set's value (data/params/default.yaml), so a reader's own changes (GPUs, q, a
+    constant set by hand) are never undone. With a ``variant`` (another parameter set; default:
+    data/params/datasheet.yaml where no bootstrap file exists) the constants are the numeric keys
+    whose values differ between it and the reference set, and the sets are the build's own and
+    the variant's. With neither, the only set is the build's (the band is the q spread alone).
     """
+    reference = load_mapping(DEFAULT_PARAMS_PATH)  # the constants are what the sets change in the reference set
+    if variant is None and Path(bootstrap_path).exists():
+        rows = load_bootstrap(bootstrap_path)
+        step = max(1, math.ceil(len(rows) / MAX_BAND_SETS))
+        chosen = rows[::step]
+        keys = sorted(k for k in (chosen[0] if chosen else {}) if k in values and values[k] == reference.get(k))
+        if not keys:
+            return "q estimators only (the build sets every calibrated constant itself)", [{}]
+        return (f"q estimators x {len(chosen)} of {len(rows)} bootstrap resamples of the calibrated constants "
+                f"(data/params/bootstrap.csv; {', '.join(keys)})"), [{k: r[k] for k in keys} for r in chosen]
     if variant is None and DATASHEET_PARAMS_PATH.exists():
         variant = load_mapping(DATASHEET_PARAMS_PATH)
     if variant is None:
         return "q estimators only (no constant uncertainty available)", [{}]
-    reference = load_mapping(DEFAULT_PARAMS_PATH)  # the constants are what the variant changes in the reference set
     keys = sorted(k for k, x in variant.items() if k in values and isinstance(x, (int, float)) and not isinstance(x, bool) and x != reference.get(k))
     if not keys:
         return "q estimators only (the variant has the build's constants)", [{}]
