@@ -25,6 +25,16 @@ MODEL_STYLES: dict[str, tuple[str, str]] = {
     "mixtral-8x7b": ("#56b4e9", "v"),
     "mixtral-8x22b": ("#fbafe4", "P"),
 }
+#: The paper's reported value (a line or band), in every figure that marks it: a dark red that
+#: is no model's and no side's colour.
+PAPER_COLOR = "#a50f15"
+#: This build's value where a figure singles it out among others.
+BUILD_COLOR = "#000000"
+#: (colour, marker, line style) of lines that are neither a model nor a side (serving layouts,
+#: say): greys told apart by marker and line style, so that they never read as a model.
+NEUTRAL_STYLES: tuple[tuple[str, str, str], ...] = (
+    ("0.1", "o", "-"), ("0.5", "s", "--"), ("0.3", "^", ":"), ("0.65", "D", "-."), ("0.2", "v", (0, (5, 1, 1, 1))),
+)
 #: Colours for models not in :data:`MODEL_STYLES`, and their marker.
 SPARE_COLORS: tuple[str, ...] = ("#949494", "#ece133")
 SPARE_MARKER = "X"
@@ -40,6 +50,11 @@ def model_color(model_id: str) -> str:
 def model_marker(model_id: str) -> str:
     """The marker of ``model_id`` where a figure marks models by shape."""
     return MODEL_STYLES[model_id][1] if model_id in MODEL_STYLES else SPARE_MARKER
+
+
+def neutral_style(index: int) -> tuple[str, str, str]:
+    """(colour, marker, line style) of the ``index``-th line that is not a model (cycles)."""
+    return NEUTRAL_STYLES[index % len(NEUTRAL_STYLES)]
 
 
 def rule_marker(rule: str) -> str:
