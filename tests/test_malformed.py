@@ -124,10 +124,23 @@ def test_bad_out_folder(argv, field, tmp_path, capsys):
 
 
 def test_nan_in_the_output_is_refused_with_its_field(capsys):
-    """compare --q 1e308: the dense model's size overflows; the output guard names the field."""
+    """The output guard: a non-finite number anywhere in a result is refused, naming its field,
+    and nothing is printed (the inputs' bounds keep the commands from producing one today)."""
+    from qsmoe.cli.common import emit
+    from qsmoe.errors import QsError
+
+    for data, field in (({"moe": {"tokens_per_s": float("nan")}}, "moe.tokens_per_s"), ([{"ratio": 1.0}, {"ratio": float("inf")}], "[1].ratio")):
+        with pytest.raises(QsError) as err:
+            emit(data, True, "text")
+        assert "not a finite number" in str(err.value) and field in str(err.value)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_q_that_would_overflow_is_refused_at_input(capsys):
+    """compare --q 1e308 once overflowed the dense model's size; --q is now checked as q_explicit."""
     code, out, err, _ = run_cli(["compare", "--model", "deepseek-v3", "--context", "4k", "--q", "1e308", "--json"], capsys)
     assert code == 2 and out == ""
-    assert "not a finite number" in err and "field '" in err
+    assert err.startswith("qsmoe: error: --q") and "q_explicit" in err and len(err.strip().splitlines()) == 1
 
 
 def test_no_runtime_warning_is_printed(capsys):
