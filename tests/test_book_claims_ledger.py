@@ -85,6 +85,17 @@ class TestClaimsLedger:
         assert fp["proxy_ratio"] == pytest.approx(1 / q)
         assert fp["moe_training_flops"] == pytest.approx(6 * scenario(values, claims.PAPER_MODEL).moe.active_params)
 
+    def test_values_name_models_not_ids(self, ledger):
+        rows = ledger["rows"]
+        name = words.model_name(claims.PAPER_MODEL)
+        for row in rows[:2]:
+            assert row["this book's value"].startswith(f"{name} at ")
+        for model in claims.PAPER_MODELS:
+            assert words.model_name(model) in rows[3]["this book's value"]
+        for row in rows:
+            for model in claims.PAPER_MODELS:
+                assert f"{model} " not in row["this book's value"], (model, row["this book's value"])
+
     def test_one_gpu_leaves_the_quantitative_claims_untested(self, values):
         # DeepSeek-V3 (671 GB of FP8 weights) does not fit one 141 GB H200
         led = ch09.claims_ledger(dict(values, gpus=1))

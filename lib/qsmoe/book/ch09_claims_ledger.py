@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from qsmoe.book.words import deployment_text, ratio_text
+from qsmoe.book.words import deployment_text, model_name, ratio_text
 from qsmoe.scenario.compare import vendor_fractions
 from qsmoe.scenario.claims import CLAIMS, PAPER_CONTEXT, PAPER_MODEL, PAPER_MODELS, PAPER_RATIO, RATIO_TOLERANCE, TRAINING_FLOPS_PER_PARAM, claims_evidence
 
@@ -22,23 +22,24 @@ def claims_ledger(values: Values) -> dict:
     ev = claims_evidence(values)
     f, h, i, g, hl, inf, fp = (ev[c] for c in CLAIMS)
     ctx_k = f"{PAPER_CONTEXT // 1024}k"
+    paper_model = model_name(PAPER_MODEL)  # the book names models, not their file ids
 
     def opt(x: float | None, fmt: str) -> str:
         return "n/a (MoE infeasible)" if x is None else format(x, fmt)
 
-    gen_text = "; ".join(f"{r['model']} {ratio_text(r['ratio'])}" if r["ratio"] is not None else f"{r['model']} {r['note'] if r['evaluated'] else 'not evaluated'}" for r in g["models"])
+    gen_text = "; ".join(f"{model_name(r['model'])} {ratio_text(r['ratio'])}" if r["ratio"] is not None else f"{model_name(r['model'])} {r['note'] if r['evaluated'] else 'not evaluated'}" for r in g["models"])
     headline_text = ratio_text(hl["ratio"])
     if hl["verdict"] != "holds" and hl["ratio"] is not None:
         headline_text = f"the book finds {ratio_text(hl['ratio'])} (paper: {PAPER_RATIO:g}x)"
     rows = [
         {
             "claim": "1. Expert routing fragments the decode batch and pushes the FFNs into the bandwidth-bound regime",
-            "value": f"{PAPER_MODEL} at {ctx_k}: {opt(f['tokens_per_expert'], '.2f')} tokens per touched expert at batch {f['moe_batch']}; expert FFN intensity {opt(f['expert_intensity'], '.1f')} FLOP/B vs ridge {f['ridge']:.0f} FLOP/B (dense FFN {opt(f['dense_intensity'], '.0f')})",
+            "value": f"{paper_model} at {ctx_k}: {opt(f['tokens_per_expert'], '.2f')} tokens per touched expert at batch {f['moe_batch']}; expert FFN intensity {opt(f['expert_intensity'], '.1f')} FLOP/B vs ridge {f['ridge']:.0f} FLOP/B (dense FFN {opt(f['dense_intensity'], '.0f')})",
             "assumptions": f"{dep}; routing skew {values['routing_skew']:g}; ridge = peak x {eta['compute_efficiency']:g} / (bandwidth x {eta['mem_efficiency']:g})",
         },
         {
             "claim": "2. Resident expert pools reduce the HBM headroom left for the KV cache",
-            "value": f"{PAPER_MODEL} at {ctx_k}: KV capacity {h['moe_kv_gb']:.1f} GB/GPU (MoE) vs {h['dense_kv_gb']:.1f} GB/GPU (dense); largest batch {h['moe_max_batch']} vs {h['dense_max_batch']}",
+            "value": f"{paper_model} at {ctx_k}: KV capacity {h['moe_kv_gb']:.1f} GB/GPU (MoE) vs {h['dense_kv_gb']:.1f} GB/GPU (dense); largest batch {h['moe_max_batch']} vs {h['dense_max_batch']}",
             "assumptions": f"{dep}; MoE {values['moe_layout']}, dense {values['dense_layout']} layout",
         },
         {
