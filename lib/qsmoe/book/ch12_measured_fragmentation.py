@@ -332,8 +332,8 @@ def plot_ratio(axes: Sequence[Any], rows: Sequence[Mapping[str, Any]], n_experts
 
     ax, ax_touch = axes
     b = np.array([r["batch_tokens"] for r in rows], dtype=float)
-    ax.plot(b, [r["ratio"] for r in rows], "o", color="C3", label="measured")
-    ax.plot(b, [r["roofline_ratio"] for r in rows], "-", color="C3", alpha=0.8, label="roofline")
+    ax.plot(b, [r["ratio"] for r in rows], "o", color="0.15", label="measured")
+    ax.plot(b, [r["roofline_ratio"] for r in rows], "-", color="0.15", alpha=0.8, label="roofline")
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
     ax.axhline(n_experts / top_k, color="0.5", lw=0.8, ls="--", label=f"E/k = {n_experts / top_k:g}")
     _batch_axis(ax, b)
