@@ -73,6 +73,8 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("compute_efficiency_amd", "achieved fraction of datasheet dense FLOP/s, AMD accelerators", "", _steps(0.10, 1.00, 0.10, 2)),
     Constant("step_overhead_s", "fixed time per forward pass (launches, scheduling, sampling)", "s",
              (0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.020, 0.030, 0.050)),
+    Constant("kernel_floor_s", "per-kernel floor with CUDA/HIP graphs (minimum duration of a tiny kernel)", "s",
+             (2e-6, 3.4e-6, 5e-6, 7e-6, 10e-6, 15e-6, 20e-6, 30e-6)),
 )
 MAX_SWEEPS = 12
 BOOTSTRAP_RESAMPLES = 30

@@ -42,7 +42,8 @@ MAX_DOMAIN_SIZE = 65536
 # -- parameter sets (scenario.compare.check_values) -------------------------------------
 #: (lowest, highest) of each number of a parameter set.  An efficiency below 1% or a
 #: reserve above 99% describes no deployment; a step overhead above 10 s no decoder; a Zipf
-#: exponent of 20 already sends all traffic to one expert; q is the dense model's size in
+#: exponent of 20 already sends all traffic to one expert; a per-kernel floor above 1 ms no GPU's;
+#: q is the dense model's size in
 #: units of the MoE's active parameters; a GPU-hour above $10,000 is no price list's.
 PARAMETER_BOUNDS = {
     "reserve_fraction": (0.0, 0.99),
@@ -53,6 +54,7 @@ PARAMETER_BOUNDS = {
     "link_efficiency": (0.01, 1.0),
     "attention_mem_efficiency": (0.01, 1.0),
     "step_overhead_s": (0.0, 10.0),
+    "kernel_floor_s": (0.0, 1e-3),
     "routing_skew": (0.0, 20.0),
     "q_explicit": (0.01, 1e4),
     "gpu_hour_usd": (0.0, 1e4),
