@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.scenario import analysis, headline
-from qsmoe.scenario.params import load_params
+from qsmoe.scenario.params import load_params, resolve
 
 TARGET, TOL = 4.5, 0.10
 
@@ -165,3 +166,24 @@ def test_band_sets_are_the_bootstrap_resamples_and_keep_a_readers_constant() -> 
     assert all(s in rows for s in sets)
     _, mine = headline.constant_sets(dict(resolve(None, ["mem_efficiency_nvidia=0.7"]).values))
     assert all("mem_efficiency_nvidia" not in s and "step_overhead_s" in s for s in mine)
+
+
+def test_engines_enter_the_search_only_through_distinct_decode_constants(monkeypatch) -> None:
+    from qsmoe.physics import engines as eng
+    from qsmoe.scenario import headline as hl
+
+    searched, groups = hl.decode_engines()
+    assert sorted(e for ids in groups.values() for e in ids) == sorted(eng.ENGINES)
+    assert len(searched) == len(groups)
+    values = dict(resolve().values)
+    assert ("engine" in hl.search_axes(values)) == (len(groups) > 1)
+    real = eng.load_engine
+
+    def slower_sglang(engine_id):
+        spec = real(engine_id)
+        return replace(spec, scheduling_s=spec.scheduling_s + 1e-3) if engine_id == "sglang" else spec
+
+    monkeypatch.setattr(hl, "load_engine", slower_sglang)
+    searched, groups = hl.decode_engines()
+    assert "sglang" in searched and len(groups) == 2
+    assert hl.search_axes(values)["engine"] == searched

@@ -37,6 +37,7 @@ from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import ATTENTION_DTYPES, LAYOUTS
+from qsmoe.physics.engines import ENGINES, load_engine
 from qsmoe.physics.quality import DENSE_ARCHS
 from qsmoe.scenario.analysis import q_estimates
 from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, load_bootstrap
@@ -59,8 +60,13 @@ def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]
     moe_layout: every layout; dense_layout: tp and dp-tp (what 'auto' chooses between);
     hardware: every shipped accelerator; gpus: one and two 8-GPU nodes; weight and KV formats
     bf16 / fp8; attention compute format bf16 / fp8; reserve 5 / 10 / 20 % of HBM; every q rule
-    with data (not 'explicit'); every dense architecture; ``engines`` when given.
+    with data (not 'explicit'); every dense architecture; the engine, one per distinct decode
+    constant (:func:`decode_engines`; no axis when every engine has the same), unless
+    ``engines`` is given.
     """
+    if not engines:
+        representatives, _ = decode_engines()
+        engines = representatives if len(representatives) > 1 else ()
     axes: dict[str, tuple] = {
         "moe_layout": tuple(LAYOUTS),
         "dense_layout": tuple(layout for layout in LAYOUTS if layout != "ep"),
@@ -76,6 +82,19 @@ def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]
     if engines:
         axes["engine"] = tuple(engines)
     return {k: v for k, v in axes.items() if k in values}
+
+
+def decode_engines() -> tuple[tuple[str, ...], dict[float, tuple[str, ...]]]:
+    """The engines worth searching for a decode-only ratio, and the engines each stands for.
+
+    An engine enters a decode step only through its per-step scheduling time
+    (:func:`qsmoe.physics.decode`'s fixed cost; chunked prefill concerns serving), so engines of
+    equal ``scheduling_s`` give the same ratio: one engine per distinct scheduling time is
+    searched. Returns (engines to search, {scheduling_s: the engines sharing it})."""
+    groups: dict[float, list[str]] = {}
+    for engine_id in ENGINES:
+        groups.setdefault(load_engine(engine_id).scheduling_s, []).append(engine_id)
+    return tuple(ids[0] for ids in groups.values()), {s: tuple(ids) for s, ids in groups.items()}
 
 
 def serving_defaults() -> list[dict]:
