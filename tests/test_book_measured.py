@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from qsmoe.evidence import microbench as mb
+from qsmoe.evidence import devices, microbench as mb
 from qsmoe.book import ch12_measured_fragmentation as ch12
 from qsmoe.evidence import blas, chapter_bench as cb
 from qsmoe.errors import QsError
@@ -18,7 +18,7 @@ from qsmoe.scenario.params import load_params
 
 TINY = {"d_model": 16, "d_ff": 8, "n_experts": 8, "top_k": 2}
 
-FAKE_PEAKS = mb.MachinePeaks(
+FAKE_PEAKS = devices.MachinePeaks(
     backend="numpy-cpu",
     dtype="float32",
     bandwidth_bytes_per_s=1e10,

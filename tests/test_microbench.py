@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import types
 from dataclasses import asdict, replace
@@ -12,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qsmoe.evidence import microbench as mb
+from qsmoe.evidence import devices, microbench as mb
 from qsmoe.errors import QsError
 from qsmoe.physics.routing import experts_touched
 
 TINY = {"d_model": 16, "d_ff": 8, "n_experts": 8, "top_k": 2}
 
 #: Made-up peaks so the sweep tests need not measure the machine.
-FAKE_PEAKS = mb.MachinePeaks(
+FAKE_PEAKS = devices.MachinePeaks(
     backend="numpy-cpu",
     dtype="float32",
     bandwidth_bytes_per_s=1e10,
@@ -68,7 +69,7 @@ def test_routing_is_seeded() -> None:
 
 
 def test_moe_forward_matches_a_per_token_loop() -> None:
-    be = mb._numpy_backend("float64")
+    be = devices.numpy_backend("float64")
     d_model, d_ff, n_experts, top_k, n_tokens = 6, 4, 5, 2, 9
     w_in, w_out = be.random((n_experts * d_ff, d_model), 1), be.random((n_experts * d_ff, d_model), 2)
     x = be.random((n_tokens, d_model), 3)
@@ -104,30 +105,30 @@ def test_roofline_on_a_hand_checked_case() -> None:
 
 
 def test_sweep_sizes() -> None:
-    sizes = mb.sweep_sizes(1024, 512, 128, 8, 4, 32 * mb.MIB)
-    assert sizes["expert_bytes"] == 4 * mb.MIB
-    assert sizes["dense_weight_bytes"] == 32 * mb.MIB
-    assert sizes["expert_pool_bytes"] == 512 * mb.MIB
+    sizes = mb.sweep_sizes(1024, 512, 128, 8, 4, 32 * devices.MIB)
+    assert sizes["expert_bytes"] == 4 * devices.MIB
+    assert sizes["dense_weight_bytes"] == 32 * devices.MIB
+    assert sizes["expert_pool_bytes"] == 512 * devices.MIB
     assert sizes["pool_over_llc"] == 16.0
 
 
 def test_default_cpu_pool_is_well_beyond_this_machines_llc() -> None:
-    llc_bytes, _ = mb._cpu_llc()
+    llc_bytes, _ = devices._cpu_llc()
     sizes = mb.sweep_sizes(**mb.CPU_SIZES, bytes_per_value=4, llc_bytes=llc_bytes)
-    assert sizes["pool_over_llc"] >= mb.LLC_MARGIN or llc_bytes > 64 * mb.MIB
+    assert sizes["pool_over_llc"] >= devices.LLC_MARGIN or llc_bytes > 64 * devices.MIB
 
 
 @pytest.mark.parametrize(("text", "expected"), [("32768K", 2**25), ("2M", 2**21), ("512", 512), ("1G", 2**30)])
 def test_parse_cache_size(text: str, expected: int) -> None:
-    assert mb._parse_cache_size(text) == expected
+    assert devices._parse_cache_size(text) == expected
 
 
 def test_measure_machine_returns_positive_finite_peaks() -> None:
-    peaks = mb.measure_machine(budget_s=1.0)
+    peaks = devices.measure_machine(budget_s=1.0)
     for value in (peaks.bandwidth_bytes_per_s, peaks.copy_bytes_per_s, peaks.sum_bytes_per_s, peaks.gemv_bytes_per_s, peaks.matmul_flops_per_s):
         assert math.isfinite(value) and value > 0
     assert peaks.bandwidth_bytes_per_s == max(peaks.copy_bytes_per_s, peaks.sum_bytes_per_s, peaks.gemv_bytes_per_s)
-    assert peaks.stream_bytes >= mb.LLC_MARGIN * peaks.llc_bytes and peaks.matmul_n >= 256
+    assert peaks.stream_bytes >= devices.LLC_MARGIN * peaks.llc_bytes and peaks.matmul_n >= 256
     assert {"platform", "processor", "cpu_count", "numpy", "blas"} <= peaks.description.keys()
     json.dumps(asdict(peaks))
 
@@ -195,7 +196,7 @@ def test_time_ffn_layers_rejects_bad_input(kwargs: dict, field: str) -> None:
 
 def test_measure_machine_and_gpu_reject_bad_input() -> None:
     with pytest.raises(QsError, match="'budget_s'.*0"):
-        mb.measure_machine(budget_s=0)
+        devices.measure_machine(budget_s=0)
     with pytest.raises(QsError, match="'top_k'.*40"):
         mb.run_gpu_benchmark(n_experts=32, top_k=40)
 
@@ -217,7 +218,8 @@ def test_gpu_skipped_without_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result["skipped"] is True and "is_available() is False" in result["reason"]
 
 
-def test_module_does_not_import_torch() -> None:
-    source = open(mb.__file__).read()
-    top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
-    assert not any("torch" in line for line in top_level)
+def test_modules_do_not_import_torch() -> None:
+    for module in (mb, devices):
+        source = open(module.__file__).read()
+        top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+        assert not any(re.match(r"(import|from) torch\b", line) for line in top_level), module.__name__

@@ -17,7 +17,7 @@ import numpy as np
 
 from qsmoe.book.palette import SIDE_COLORS
 from qsmoe.errors import QsError
-from qsmoe.evidence import microbench as mb
+from qsmoe.evidence.devices import MIB
 from qsmoe.evidence.chapter_bench import CHAPTER_SIZES
 from qsmoe.physics.intensity import dense_compute_bound_batch, expert_compute_bound_batch_limit
 from qsmoe.physics.routing import fraction_streamed
@@ -227,15 +227,15 @@ def machine_facts(report: Mapping[str, Any]) -> dict[str, Any]:
         "gemv_gbs": peaks["gemv_bytes_per_s"] / 1e9,
         "peak_gflops": peaks["matmul_flops_per_s"] / 1e9,
         "matmul_n": peaks["matmul_n"],
-        "stream_mib": peaks["stream_bytes"] / mb.MIB,
-        "llc_mib": peaks["llc_bytes"] / mb.MIB,
+        "stream_mib": peaks["stream_bytes"] / MIB,
+        "llc_mib": peaks["llc_bytes"] / MIB,
         "llc_source": desc.get("llc_source", "unknown"),
-        "pool_mib": sizes["expert_pool_bytes"] / mb.MIB,
-        "expert_mib": sizes["expert_bytes"] / mb.MIB,
-        "dense_weight_mib": sizes["dense_weight_bytes"] / mb.MIB,
+        "pool_mib": sizes["expert_pool_bytes"] / MIB,
+        "expert_mib": sizes["expert_bytes"] / MIB,
+        "dense_weight_mib": sizes["dense_weight_bytes"] / MIB,
         "pool_over_llc": sizes["pool_over_llc"],
         "peaks_wall_s": peaks["wall_s"],
-        "matmul_operand_mib": matmul_bytes / mb.MIB,
+        "matmul_operand_mib": matmul_bytes / MIB,
         "matmul_cache_phrase": (
             "fit in the last-level cache, so this ceiling is an in-cache rate"
             if matmul_bytes <= peaks["llc_bytes"]

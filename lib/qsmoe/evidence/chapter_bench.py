@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qsmoe.evidence import microbench as mb
+from qsmoe.evidence.devices import MachinePeaks, measure_machine
 from qsmoe.evidence.blas import blas_threads
 
 #: Layer shapes of the CPU sweep: a 256 MiB float32 expert pool (8x a 32 MiB last-level cache) and
@@ -43,7 +44,7 @@ BLAS_THREADS = 1
 PROBE_SIZES: dict[str, int] = {"d_model": 16, "d_ff": 8}
 #: Batch of the probe: every expert is touched, with B*k/E tokens each (32 for the default sizes).
 PROBE_BATCH = 1024
-def _device_report(peaks: mb.MachinePeaks, sizes: Mapping[str, int], batches: Sequence[int], records: Sequence[mb.LayerTiming]) -> dict[str, Any]:
+def _device_report(peaks: MachinePeaks, sizes: Mapping[str, int], batches: Sequence[int], records: Sequence[mb.LayerTiming]) -> dict[str, Any]:
     """One device's results in the shape :func:`qsmoe.evidence.microbench.run_all` uses for ``cpu`` and ``gpu``."""
     bytes_per_value = 2 if peaks.dtype == "bfloat16" else int(np.dtype(peaks.dtype).itemsize)
     return {
@@ -55,7 +56,7 @@ def _device_report(peaks: mb.MachinePeaks, sizes: Mapping[str, int], batches: Se
     }
 
 
-def probe_expert_overhead_s(peaks: mb.MachinePeaks, n_experts: int, top_k: int, *, seed: int = 0, budget_s: float = PROBE_BUDGET_S) -> float:
+def probe_expert_overhead_s(peaks: MachinePeaks, n_experts: int, top_k: int, *, seed: int = 0, budget_s: float = PROBE_BUDGET_S) -> float:
     """Seconds the MoE layer spends per touched expert beyond its FLOPs and bytes, on the CPU.
 
     Times the MoE layer with :data:`PROBE_SIZES` experts (a few KiB each) at :data:`PROBE_BATCH`
@@ -90,7 +91,7 @@ def run_chapter_benchmark(
     start = time.perf_counter()
     load_before = _load_average()
     with blas_threads(n_threads) as threads_note:
-        peaks = mb.measure_machine(budget_s=peak_budget_s)
+        peaks = measure_machine(budget_s=peak_budget_s)
         records = mb.time_ffn_layers(**sizes, batches=batches, seed=seed, reps=reps, budget_s=sweep_budget_s, peaks=peaks)
         overhead_s = probe_expert_overhead_s(peaks, sizes["n_experts"], sizes["top_k"], seed=seed)
     cpu = _device_report(peaks, sizes, batches, records)

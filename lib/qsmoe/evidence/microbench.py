@@ -19,57 +19,26 @@ NumPy runs it on the CPU; :func:`run_gpu_benchmark` runs the same code with torc
 from __future__ import annotations
 
 import itertools
-import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from qsmoe.errors import QsError
+from qsmoe.evidence.devices import Backend, MachinePeaks, check_budget, cuda_torch, measure_machine, measure_peaks, numpy_backend, time_s, torch_backend
 
-MIB = 2**20
-#: Streamed arrays and the expert pool should exceed the last-level cache by this factor.
-LLC_MARGIN = 8
-#: Last-level cache size used where the machine does not report one.
-ASSUMED_LLC_BYTES = 64 * MIB
-#: Smallest array the bandwidth test streams on the CPU and on a GPU.
-MIN_STREAM_BYTES = {"cpu": 256 * MIB, "gpu": 4096 * MIB}
-#: Largest square matmul the peak-FLOP/s test grows to.
-MAX_MATMUL_N = 16384
-#: CPU defaults: a 512 MiB float32 expert pool (16x a 32 MiB L3); the sweep takes ~10 s on 2 EPYC cores.
 CPU_SIZES = {"d_model": 1024, "d_ff": 512, "n_experts": 128, "top_k": 8}
 CPU_BATCHES = (1, 3, 8, 23, 64, 181, 512, 1448, 4096)
 #: GPU defaults: a 4 GiB bf16 expert pool (80x a 50 MiB L2); each 128 MiB expert takes ~25 us to stream
 #: at ~5 TB/s, about the host time to launch its ~5 kernels, so launch cost stays partly hidden.
 GPU_SIZES = {"d_model": 4096, "d_ff": 8192, "n_experts": 32, "top_k": 4}
 GPU_BATCHES = (1, 3, 7, 18, 49, 128, 338, 891, 2353, 6208, 16384)
-NUMPY_DTYPES = ("float32", "float64")
+
 
 MatmulCost = tuple[int, int]  # (flops, bytes) of one matmul
-
-
-@dataclass(frozen=True)
-class MachinePeaks:
-    """Achievable memory bandwidth and matmul throughput of one device, as measured."""
-
-    backend: str
-    dtype: str
-    bandwidth_bytes_per_s: float  # max(copy, sum, gemv): the best streaming rate reached
-    copy_bytes_per_s: float  # (bytes read + bytes written) / s of a large array copy
-    sum_bytes_per_s: float  # bytes read / s of a large array sum (one thread on the CPU)
-    gemv_bytes_per_s: float  # matrix bytes read / s of a large matrix-vector product (the BLAS threads)
-    matmul_flops_per_s: float  # 2 n^3 / s of an n x n matmul
-    llc_bytes: int
-    stream_bytes: int  # size of the streamed array
-    matmul_n: int
-    wall_s: float
-    description: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -94,26 +63,6 @@ class LayerTiming:
     moe_rep_s: list[float]
 
 
-@dataclass(frozen=True)
-class _Backend:
-    """The array operations the benchmark needs: NumPy on the CPU or torch on a GPU."""
-
-    name: str
-    dtype: str
-    bytes_per_value: int
-    llc_bytes: int
-    stream_bytes: int
-    description: dict[str, str]
-    random: Callable[[tuple[int, ...], int], Any]  # uniform in [-0.5, 0.5), seeded
-    zeros: Callable[[tuple[int, ...]], Any]
-    index: Callable[[np.ndarray], Any]  # host token indices -> backend indices
-    relu_: Callable[[Any], Any]
-    scatter_add_: Callable[[Any, Any, Any], Any]  # y[rows] += values, rows distinct
-    copy_: Callable[[Any, Any], Any]
-    total: Callable[[Any], Any]
-    sync: Callable[[], Any]
-
-
 # ---------------------------------------------------------------- validation
 
 
@@ -122,13 +71,6 @@ def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise QsError(f"must be a positive integer, got {value!r}", field=name)
     return int(value)
-
-
-def _check_budget(budget_s: Any) -> float:
-    """``budget_s`` as a float, or a QsError unless it is a finite number > 0 (seconds)."""
-    if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not 0 < budget_s < math.inf:
-        raise QsError(f"must be a positive number of seconds, got {budget_s!r}", field="budget_s")
-    return float(budget_s)
 
 
 def _check_sweep(d_model: Any, d_ff: Any, n_experts: Any, top_k: Any, batches: Any, reps: Any) -> list[int]:
@@ -200,14 +142,14 @@ def group_by_expert(choice: np.ndarray, n_experts: int) -> list[tuple[int, np.nd
 # ---------------------------------------------------------------- layers
 
 
-def _dense_forward(be: _Backend, x: Any, w_in: Any, w_out: Any) -> Any:
+def _dense_forward(be: Backend, x: Any, w_in: Any, w_out: Any) -> Any:
     """relu(x @ w_in^T) @ w_out, with w_in and w_out both [width, d_model]."""
     h = x @ w_in.T
     be.relu_(h)
     return h @ w_out
 
 
-def _moe_forward(be: _Backend, x: Any, w_in: Any, w_out: Any, groups: list[tuple[int, Any]], d_ff: int) -> Any:
+def _moe_forward(be: Backend, x: Any, w_in: Any, w_out: Any, groups: list[tuple[int, Any]], d_ff: int) -> Any:
     """y[t] = sum over t's experts e of relu(x[t] @ w_in[e]^T) @ w_out[e]: gather, two matmuls, scatter-add per touched expert."""
     y = be.zeros(tuple(x.shape))
     for expert, rows in groups:
@@ -216,75 +158,7 @@ def _moe_forward(be: _Backend, x: Any, w_in: Any, w_out: Any, groups: list[tuple
     return y
 
 
-def _time_s(be: _Backend, fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call of ``fn``, synchronising the device before and after."""
-    be.sync()
-    start = time.perf_counter()
-    fn()
-    be.sync()
-    return time.perf_counter() - start
-
-
 # ---------------------------------------------------------------- peaks
-
-
-def _best_time_s(be: _Backend, fn: Callable[[], Any], deadline: float, max_reps: int = 20) -> float:
-    """Fastest of at least two timed calls of ``fn``, repeated until ``deadline`` (perf_counter s) or max_reps."""
-    times = [_time_s(be, fn), _time_s(be, fn)]
-    while len(times) < max_reps and time.perf_counter() < deadline:
-        times.append(_time_s(be, fn))
-    return min(times)
-
-
-def _stream_rates(be: _Backend, deadline: float) -> tuple[float, float, float]:
-    """(copy, sum, gemv) bytes/s over a ``stream_bytes`` array; a copy moves 2 x stream_bytes (read + write).
-
-    The gemv reads the array as a [stream_bytes / (1024 values), 1024] matrix times a vector;
-    its vector and output (< 0.1% of the matrix) are not counted.
-    """
-    n_values = be.stream_bytes // be.bytes_per_value
-    src = be.random((n_values,), 0)
-    dst = be.zeros((n_values,))
-    be.copy_(dst, src)  # first touch of dst, untimed
-    matrix, vector = src.reshape(n_values // 1024, 1024), be.random((1024,), 1)
-    share_s = (deadline - time.perf_counter()) / 3
-    copy_s = _best_time_s(be, lambda: be.copy_(dst, src), time.perf_counter() + share_s)
-    sum_s = _best_time_s(be, lambda: be.total(src), time.perf_counter() + share_s)
-    gemv_s = _best_time_s(be, lambda: matrix @ vector, deadline)
-    return 2 * be.stream_bytes / copy_s, be.stream_bytes / sum_s, be.stream_bytes / gemv_s
-
-
-def _matmul_rate(be: _Backend, deadline: float) -> tuple[float, int]:
-    """(2 n^3 / s, n) of the fastest n x n matmul; n doubles while three calls at 2n (8x the time each) fit the time left."""
-    n = 256
-    while True:
-        a, b = be.random((n, n), 1), be.random((n, n), 2)
-        first_s = _time_s(be, lambda: a @ b)
-        if n >= MAX_MATMUL_N or 3 * 8 * first_s > deadline - time.perf_counter():
-            break
-        n *= 2
-    return 2 * n**3 / _best_time_s(be, lambda: a @ b, deadline), n
-
-
-def _measure_peaks(be: _Backend, budget_s: float) -> MachinePeaks:
-    """Bandwidth in the first half of ``budget_s``, matmul peak in the second."""
-    start = time.perf_counter()
-    copy_rate, sum_rate, gemv_rate = _stream_rates(be, start + budget_s / 2)
-    flops_rate, n = _matmul_rate(be, start + budget_s)
-    return MachinePeaks(
-        backend=be.name,
-        dtype=be.dtype,
-        bandwidth_bytes_per_s=max(copy_rate, sum_rate, gemv_rate),
-        copy_bytes_per_s=copy_rate,
-        sum_bytes_per_s=sum_rate,
-        gemv_bytes_per_s=gemv_rate,
-        matmul_flops_per_s=flops_rate,
-        llc_bytes=be.llc_bytes,
-        stream_bytes=be.stream_bytes,
-        matmul_n=n,
-        wall_s=time.perf_counter() - start,
-        description=be.description,
-    )
 
 
 # ---------------------------------------------------------------- sweep
@@ -319,7 +193,7 @@ def _record(
 
 
 def _sweep(
-    be: _Backend, peaks: MachinePeaks, d_model: int, d_ff: int, n_experts: int, top_k: int, batches: list[int], seed: int, reps: int, budget_s: float
+    be: Backend, peaks: MachinePeaks, d_model: int, d_ff: int, n_experts: int, top_k: int, batches: list[int], seed: int, reps: int, budget_s: float
 ) -> list[LayerTiming]:
     """Time dense and MoE at each batch size; each point gets the time left / the points left, at least one rep."""
     start = time.perf_counter()
@@ -342,155 +216,17 @@ def _sweep(
         while len(dense_s) < reps and (not dense_s or time.perf_counter() < deadline):
             first_row = next(blocks) * width
             dense_rows = slice(first_row, first_row + width)
-            dense_s.append(_time_s(be, lambda: _dense_forward(be, x, w_in[dense_rows], w_out[dense_rows])))
+            dense_s.append(time_s(be, lambda: _dense_forward(be, x, w_in[dense_rows], w_out[dense_rows])))
             groups = group_by_expert(route_tokens(batch, n_experts, top_k, rng), n_experts)
             routed = [(expert, be.index(tokens)) for expert, tokens in groups]
-            moe_s.append(_time_s(be, lambda: _moe_forward(be, x, w_in, w_out, routed, d_ff)))
+            moe_s.append(time_s(be, lambda: _moe_forward(be, x, w_in, w_out, routed, d_ff)))
             moe_costs.append([c for _, tokens in groups for c in ffn_costs(len(tokens), d_model, d_ff, bpv)])
             touched.append(len(groups))
         records.append(_record(batch, dense_s, moe_s, ffn_costs(batch, d_model, width, bpv), moe_costs, touched, top_k, peaks))
     return records
 
 
-# ---------------------------------------------------------------- backends
-
-
-def _parse_cache_size(text: str) -> int:
-    """Bytes in a sysfs cache size such as '32768K', '2M' or '512'."""
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:].upper(), 1)
-    return int(text.rstrip("KMGkmg")) * scale
-
-
-def _cpu_llc() -> tuple[int, str]:
-    """(largest CPU cache in bytes, where that number came from): Linux sysfs, else an assumption."""
-    sizes = [_parse_cache_size(p.read_text().strip()) for p in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size")]
-    if sizes:
-        return max(sizes), "sysfs"
-    return ASSUMED_LLC_BYTES, "assumed (the OS reports no cache sizes)"
-
-
-def _cpu_name() -> str:
-    """The CPU model name from /proc/cpuinfo, else platform.processor() or the machine type."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _blas_name() -> str:
-    """The BLAS that NumPy calls: threadpoolctl's runtime view where installed, else NumPy's build config."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-        return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
-    return "; ".join(f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)" for p in threadpool_info())
-
-
-def _stream_bytes(llc_bytes: int, device: str) -> int:
-    """Bandwidth-test array size: max(LLC_MARGIN x llc_bytes, the device's minimum), rounded up to whole MiB."""
-    return -(-max(LLC_MARGIN * llc_bytes, MIN_STREAM_BYTES[device]) // MIB) * MIB
-
-
-def _numpy_backend(dtype: str) -> _Backend:
-    """NumPy on the CPU, in ``dtype`` (float32 or float64)."""
-    if dtype not in NUMPY_DTYPES:
-        raise QsError(f"must be one of {', '.join(NUMPY_DTYPES)}, got {dtype!r}", field="dtype")
-    np_dtype = np.dtype(dtype)
-    llc_bytes, llc_source = _cpu_llc()
-
-    def random(shape: tuple[int, ...], seed: int) -> np.ndarray:
-        out = np.empty(shape, np_dtype)
-        np.random.default_rng(seed).random(out=out, dtype=np_dtype)
-        out -= 0.5
-        return out
-
-    def scatter_add_(y: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-        y[rows] += values
-
-    return _Backend(
-        name="numpy-cpu",
-        dtype=dtype,
-        bytes_per_value=np_dtype.itemsize,
-        llc_bytes=llc_bytes,
-        stream_bytes=_stream_bytes(llc_bytes, "cpu"),
-        description={
-            "platform": platform.platform(),
-            "processor": _cpu_name(),
-            "cpu_count": str(os.cpu_count()),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "blas": _blas_name(),
-            "llc_source": llc_source,
-        },
-        random=random,
-        zeros=lambda shape: np.zeros(shape, np_dtype),
-        index=lambda rows: rows,
-        relu_=lambda h: np.maximum(h, 0, out=h),
-        scatter_add_=scatter_add_,
-        copy_=np.copyto,
-        total=np.sum,
-        sync=lambda: None,
-    )
-
-
-def _torch_backend(torch: Any) -> _Backend:
-    """torch on the first CUDA or ROCm device, in bfloat16."""
-    device = torch.device("cuda")
-    props = torch.cuda.get_device_properties(device)
-    l2_bytes = getattr(props, "L2_cache_size", 0)
-    llc_bytes = l2_bytes or ASSUMED_LLC_BYTES
-
-    def random(shape: tuple[int, ...], seed: int) -> Any:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed)
-        return torch.rand(shape, generator=generator, device=device, dtype=torch.bfloat16).sub_(0.5)
-
-    return _Backend(
-        name="torch-gpu",
-        dtype="bfloat16",
-        bytes_per_value=2,
-        llc_bytes=llc_bytes,
-        stream_bytes=_stream_bytes(llc_bytes, "gpu"),
-        description={
-            "device": props.name,
-            "device_memory_bytes": str(props.total_memory),
-            "multiprocessors": str(props.multi_processor_count),
-            "torch": torch.__version__,
-            "cuda": str(torch.version.cuda),
-            "hip": str(getattr(torch.version, "hip", None)),
-            "llc_source": "torch L2_cache_size" if l2_bytes else "assumed (torch reports no L2 size)",
-        },
-        random=random,
-        zeros=lambda shape: torch.zeros(shape, device=device, dtype=torch.bfloat16),
-        index=lambda rows: torch.from_numpy(rows).to(device),
-        relu_=torch.relu_,
-        scatter_add_=lambda y, rows, values: y.index_add_(0, rows, values),
-        copy_=lambda dst, src: dst.copy_(src),
-        total=torch.sum,
-        sync=torch.cuda.synchronize,
-    )
-
-
-def _cuda_torch() -> tuple[Any, str]:
-    """(torch, "") when torch is importable and sees a CUDA or ROCm GPU, else (None, what is missing)."""
-    try:
-        import torch
-    except ImportError as err:
-        return None, f"torch is not importable ({err})"
-    if not torch.cuda.is_available():
-        return None, f"torch {torch.__version__} sees no GPU: torch.cuda.is_available() is False (CUDA {torch.version.cuda}, ROCm {getattr(torch.version, 'hip', None)})"
-    return torch, ""
-
-
 # ---------------------------------------------------------------- public API
-
-
-def measure_machine(budget_s: float = 6.0, dtype: str = "float32") -> MachinePeaks:
-    """This CPU's achievable bandwidth (bytes/s, best of copy, sum, gemv over >= 8x the LLC) and matmul peak (2n^3 FLOP/s), within ~budget_s."""
-    return _measure_peaks(_numpy_backend(dtype), _check_budget(budget_s))
 
 
 def time_ffn_layers(
@@ -512,15 +248,15 @@ def time_ffn_layers(
     which covers the weight set-up too. ``peaks`` defaults to :func:`measure_machine` (not in the budget).
     """
     sorted_batches = _check_sweep(d_model, d_ff, n_experts, top_k, batches, reps)
-    budget_s = _check_budget(budget_s)
-    be = _numpy_backend(dtype)
+    budget_s = check_budget(budget_s)
+    be = numpy_backend(dtype)
     peaks = peaks or measure_machine(dtype=dtype)
     if peaks.dtype != dtype:
         raise QsError(f"were measured in {peaks.dtype}, not in dtype {dtype!r}", field="peaks")
     return _sweep(be, peaks, d_model, d_ff, n_experts, top_k, sorted_batches, seed, reps, budget_s)
 
 
-def _report(be: _Backend, peaks: MachinePeaks, sizes: dict[str, int], batches: list[int], records: list[LayerTiming]) -> dict[str, Any]:
+def _report(be: Backend, peaks: MachinePeaks, sizes: dict[str, int], batches: list[int], records: list[LayerTiming]) -> dict[str, Any]:
     """One device's results as JSON-ready data."""
     return {
         "skipped": False,
@@ -547,12 +283,12 @@ def run_gpu_benchmark(
     Returns ``{"skipped": True, "reason": ...}`` when torch or a GPU is missing.
     """
     sorted_batches = _check_sweep(d_model, d_ff, n_experts, top_k, batches, reps)
-    budget_s = _check_budget(budget_s)
-    torch, reason = _cuda_torch()
+    budget_s = check_budget(budget_s)
+    torch, reason = cuda_torch()
     if torch is None:
         return {"skipped": True, "reason": reason}
-    be = _torch_backend(torch)
-    peaks = _measure_peaks(be, budget_s / 5)
+    be = torch_backend(torch)
+    peaks = measure_peaks(be, budget_s / 5)
     sizes = {"d_model": d_model, "d_ff": d_ff, "n_experts": n_experts, "top_k": top_k}
     records = _sweep(be, peaks, **sizes, batches=sorted_batches, seed=seed, reps=reps, budget_s=budget_s * 4 / 5)
     return _report(be, peaks, sizes, sorted_batches, records)
@@ -561,9 +297,9 @@ def run_gpu_benchmark(
 def run_all(budget_s: float = 30.0, seed: int = 0) -> dict[str, Any]:
     """Peaks (1/5 of budget_s) and the default sweep (3/5) on the CPU, then the GPU sweep (1/5) or why it was skipped."""
     start = time.perf_counter()
-    budget_s = _check_budget(budget_s)
-    be = _numpy_backend("float32")
-    peaks = _measure_peaks(be, budget_s / 5)
+    budget_s = check_budget(budget_s)
+    be = numpy_backend("float32")
+    peaks = measure_peaks(be, budget_s / 5)
     records = _sweep(be, peaks, **CPU_SIZES, batches=list(CPU_BATCHES), seed=seed, reps=5, budget_s=budget_s * 3 / 5)
     cpu = _report(be, peaks, CPU_SIZES, list(CPU_BATCHES), records)
     gpu = run_gpu_benchmark(seed=seed, budget_s=budget_s / 5)
