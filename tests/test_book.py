@@ -343,7 +343,7 @@ def test_failing_cell_is_reported_in_one_line(tmp_path):
     from qsmoe.book.build import build_book
 
     body = (
-        "```{code-cell} ipython3\nfrom qsmoe import bookkit\n"
+        "```{code-cell} ipython3\nfrom qsmoe.book import kit as bookkit\n"
         "bookkit.setup(results_dir, param_set_name, param_set_hash, git_commit)\n```\n\n"
         "```{code-cell} ipython3\n# divide by zero on purpose\nratio = params['gpus'] / (params['gpus'] - params['gpus'])\n```\n"
     )
@@ -362,7 +362,7 @@ def test_unresolved_glue_fails_the_build(tmp_path):
     from qsmoe.book.build import build_book
 
     body = (
-        "```{code-cell} ipython3\nfrom qsmoe import bookkit\n"
+        "```{code-cell} ipython3\nfrom qsmoe.book import kit as bookkit\n"
         "bookkit.setup(results_dir, param_set_name, param_set_hash, git_commit)\n"
         "bookkit.glue('known', 1)\n```\n\nValue {glue}`unknown_key`.\n"
     )
