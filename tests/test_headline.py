@@ -187,3 +187,12 @@ def test_engines_enter_the_search_only_through_distinct_decode_constants(monkeyp
     searched, groups = hl.decode_engines()
     assert "sglang" in searched and len(groups) == 2
     assert hl.search_axes(values)["engine"] == searched
+
+
+def test_moving_a_scenario_to_another_vendor_takes_that_vendors_fractions(values) -> None:
+    """The feasibility tables move the default deployments onto other accelerators; an AMD target
+    carries the AMD achieved fractions, not the default accelerator's."""
+    sc = analysis.scenario(values, values["headline_model"])
+    moe_dep, dense_dep = analysis._moved(sc, values, "mi300x", 8)
+    for dep in (moe_dep, dense_dep):
+        assert (dep.hardware.id, dep.mem_efficiency, dep.compute_efficiency) == ("mi300x", values["mem_efficiency_amd"], values["compute_efficiency_amd"])

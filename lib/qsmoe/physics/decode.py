@@ -12,7 +12,9 @@ where T_comm is the TP all-reduce or EP all-to-all time over the scale-up link (
 and throughput is B / T tokens/s (one new token per sequence per step). Groups:
 attention projections (with routers and norms), attention over the KV cache (MLA/GQA core,
 computed at the peak of ``attention_dtype``), dense FFN, shared experts, routed experts (only the experts the batch
-touches are read: reuse fragmentation, ``routing``), and the LM head.
+touches are read: reuse fragmentation, ``routing``; their grouped GEMMs run at
+``grouped_gemm_efficiency`` of a dense GEMM's FLOP/s and pad each expert's tokens to the M block,
+``kernels``), and the LM head.
 Every function broadcasts over NumPy arrays of contexts, batches and profile fields.
 """
 from __future__ import annotations
@@ -171,11 +173,11 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
             load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
             slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
             pad = tile_padding(load / np.maximum(touched, 1e-300), dep.grouped_gemm_block_m)
-            roof.add(2 * expert * load * slice_ * pad, expert * w * touched * slice_)
+            roof.add(2 * expert * load * slice_ * pad / dep.grouped_gemm_efficiency, expert * w * touched * slice_)
         else:
             phi = fraction_streamed(b_total, profile.n_experts, profile.top_k, dep.routing_skew)
             pad = tile_padding(b_total * profile.top_k / (profile.n_experts * np.maximum(phi, 1e-300)), dep.grouped_gemm_block_m)
-            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g * pad, profile.routed_params * w * phi / g)
+            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g * pad / dep.grouped_gemm_efficiency, profile.routed_params * w * phi / g)
     comm = link_time_s(profile, dep, b_total, b_attn) if dep.include_comm else np.zeros_like(b_total)
     if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
         comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)

@@ -66,6 +66,7 @@ class Deployment:
     allreduce_latency_s: float = _default("allreduce_latency_s")  # per all-reduce call (comm.py)
     alltoall_latency_s: float = _default("alltoall_latency_s")  # per dispatch or combine call
     attention_mem_efficiency: float = _default("attention_mem_efficiency")  # achieved / peak HBM bandwidth of attention over the KV cache
+    grouped_gemm_efficiency: float = _default("grouped_gemm_efficiency")  # routed-expert GEMM FLOP/s / a dense GEMM's
     grouped_gemm_block_m: int = _default("grouped_gemm_block_m")  # M block tokens per expert are padded to
     batching: str = _default("batching")  # continuous | static (serve.py, batching.py)
     mtp_draft_tokens: int = _default("mtp_draft_tokens")  # draft tokens verified per sequence per step (0 = off)
@@ -85,7 +86,7 @@ class Deployment:
             raise QsError(f"{self.attention_dtype!r} is not one of {', '.join(ATTENTION_DTYPES)}", field="attention_dtype")
         if not 0 <= self.reserve_fraction < 1:
             raise QsError(f"must be in [0, 1), got {self.reserve_fraction!r}", field="reserve_fraction")
-        for name in ("mem_efficiency", "compute_efficiency", "link_efficiency"):
+        for name in ("mem_efficiency", "compute_efficiency", "link_efficiency", "grouped_gemm_efficiency"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise QsError(f"must be in (0, 1], got {value!r}", field=name)

@@ -15,20 +15,31 @@ launched from the host). The step pays t_0 once per kernel it runs:
 with the counts per layer in ``KERNELS_PER_LAYER``. t_0 with graphs is a calibrated constant
 (``evidence.calibration``, grid 2-30 us, from the 3.4 us datasheet figure).
 
-Form. Two forms were fitted on the fit sources and judged by leave-one-source-out (LOSO), each
-with t_0 fitted next to the four efficiencies and step_overhead_s (131 rows, 18 sources):
+Grouped GEMMs of a decode step. The routed experts of a decode step run as one grouped GEMM over
+the few tokens each expert received (the masked layout DeepGEMM provides for decoding under CUDA
+graphs, where the host does not know the per-expert counts). Such a kernel pads each expert's m
+tokens to its M block and reaches a fraction eta_g (``grouped_gemm_efficiency``, fitted) of the
+FLOP/s a dense GEMM reaches:
 
-* additive (Hockney, this module): every kernel pays t_0 on top of its work. The fit keeps
-  t_0 = 3.4 us; judge 33.7%, MoE judge 45.1%, fit 12.6%, LOSO 23.2%.
-* overlap, t = max(n_g * t_0, W_g) per roofline group g of ``decode.step_time`` (the floor shows
-  only where a group's work is small): judge 29.1% but MoE judge 57.5% and LOSO 26.2%, with
-  t_0 = 5 us, mem_efficiency_nvidia at its grid edge 1.0 and compute_efficiency_amd 0.2.
-  It lost on LOSO and on MoE rows and needs an implausible bandwidth fraction, so it is not kept.
+    t_routed,compute = 2 * A_expert * m * pad(m) / (P * eta_c * eta_g),   pad(m) = ceil(m / m_block) * m_block / m
 
-Neither form closes the DeepSeek-V3 TP8 rows at concurrency <= 16 (26-58 ms per step measured):
-a t_0 of 10-30 us, which would, makes the fit rows of dense Llama at batch 1 (126 layers) slower
-than measured, so the fit does not move from 3.4 us. Grouped GEMMs pad each expert's m tokens to
-the kernel's M block: compute FLOPs scale by ceil(m / m_block) * m_block / m (``tile_padding``).
+Prompt tokens (a prefill, or the chunk a chunked-prefill step carries) reach the experts many
+tokens at a time (the contiguous layout) and run at the dense GEMM's eta_c.
+
+Fits behind these forms (131 rows, 18 sources; fit on the fit sources, judged on the rest and by
+leave-one-source-out, LOSO; the four vendor fractions, step_overhead_s and t_0 fitted alongside):
+
+* additive floor (this module) against an overlap form t = max(n_g * t_0, W_g) per roofline group
+  g of ``decode.step_time``: without eta_g, additive gave judge 33.7%, MoE judge 45.1%, LOSO 23.2%;
+  overlap judge 29.1%, MoE judge 57.5%, LOSO 26.2% with mem_efficiency_nvidia at its grid edge 1.0.
+  The overlap form is not kept.
+* eta_g on decode steps only (this module): LOSO 23.2% -> 19.4%, MoE judge 45.1% -> 39.9%, judge
+  33.7% -> 33.4%, eta_g 0.6. Charging eta_g to prompt tokens as well (prefill and chunks) gave
+  LOSO 24.1% and compute_efficiency_amd at its grid edge 1.0; not kept.
+
+Neither floor form closes the DeepSeek-V3 TP8 rows at concurrency <= 16 (26-58 ms per step
+measured): a t_0 of 10-30 us, which would, makes the fit rows of dense Llama at batch 1 (126
+layers) slower than measured, so the fit does not move from 3.4 us.
 """
 from __future__ import annotations
 

@@ -226,9 +226,14 @@ def serve_result(profile: DecodeProfile, dep: Deployment, input_len: object, out
         return _continuous(profile, dep, i, o, c if concurrency is not None else budget.max_batch, budget)
     c_eval = np.maximum(c, 1.0)
     i, o, c, c_eval, reason, max_c = np.broadcast_arrays(i, o, c, c_eval, reason, budget.max_batch)
-    pre = prefill_time(profile, dep, i, c_eval)
-    step = step_time(profile, dep, i + o / 2, c_eval)
-    shape = np.broadcast(pre.total_s, step.total_s, i).shape
+    return _assemble(dep, i, o, c, reason, max_c, prefill_time(profile, dep, i, c_eval), step_time(profile, dep, i + o / 2, c_eval))
+
+
+def _assemble(dep: Deployment, i: np.ndarray, o: np.ndarray, c: np.ndarray, reason: np.ndarray, max_c: np.ndarray, pre: PrefillTime, step: StepTime,
+              **continuous: np.ndarray) -> ServeResult:
+    """A ServeResult with every field broadcast to one shape; ``continuous`` holds running_batch,
+    queued and prefill_per_step_s under continuous batching (absent for a static batch)."""
+    shape = np.broadcast(pre.total_s, step.total_s, i, *continuous.values()).shape
     b = lambda a: np.broadcast_to(a, shape)  # noqa: E731
     return ServeResult(
         concurrency=b(c),
@@ -239,6 +244,8 @@ def serve_result(profile: DecodeProfile, dep: Deployment, input_len: object, out
         prefill=PrefillTime(b(pre.compute_s), b(pre.memory_s), b(pre.comm_s), b(pre.overhead_s)),
         step=StepTime(b(step.compute_s), b(step.weights_s), b(step.kv_s), b(step.comm_s), b(step.overhead_s)),
         gpus=dep.gpus,
+        **{k: b(v) for k, v in continuous.items()},
+        **({"emitted_per_sequence": dep.mtp_acceptance_length} if continuous else {}),
     )
 
 
@@ -258,22 +265,7 @@ def _continuous(profile: DecodeProfile, dep: Deployment, i: np.ndarray, o: np.nd
         absorbed = chunk_compute_s(profile, dep, tokens, i) + link
     else:
         absorbed = new_per_step * pre.total_s
-    shape = np.broadcast(step.total_s, absorbed, i).shape
-    b = lambda a: np.broadcast_to(a, shape)  # noqa: E731
-    return ServeResult(
-        concurrency=b(c),
-        max_concurrency=b(max_c),
-        reason=b(reason),
-        input_len=b(i),
-        output_len=b(o),
-        prefill=PrefillTime(b(pre.compute_s), b(pre.memory_s), b(pre.comm_s), b(pre.overhead_s)),
-        step=StepTime(b(step.compute_s), b(step.weights_s), b(step.kv_s), b(step.comm_s), b(step.overhead_s)),
-        gpus=dep.gpus,
-        running_batch=b(running),
-        queued=b(queued),
-        prefill_per_step_s=b(absorbed),
-        emitted_per_sequence=dep.mtp_acceptance_length,
-    )
+    return _assemble(dep, i, o, c, reason, max_c, pre, step, running_batch=running, queued=queued, prefill_per_step_s=absorbed)
 
 
 def serve(profile: DecodeProfile, dep: Deployment, input_len: object, output_len: object, concurrency: object | None = None, *, enforce_budget: bool = True) -> dict:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from qsmoe.physics.accounting import kv_bytes_per_token
-from qsmoe.scenario.compare import Scenario, compare, dense_layout_for, deployment_from, scenario
+from qsmoe.scenario.compare import Scenario, compare, dense_layout_for, deployment_from, scenario, vendor_fractions
 from qsmoe.physics.deployment import Deployment
 from qsmoe.specs.hardware import load_hardware
 from qsmoe.physics.decode import decode
@@ -116,10 +116,12 @@ def headline(values: Values) -> dict:
 
 def _moved(sc: Scenario, values: Values, hardware_id: str, gpus: int) -> tuple[Deployment, Deployment]:
     """The scenario's two deployments on ``gpus`` GPUs of ``hardware_id`` (the dense layout
-    re-chosen as :func:`qsmoe.scenario.compare.scenario` would)."""
+    re-chosen as :func:`qsmoe.scenario.compare.scenario` would, the achieved fractions those of the
+    new accelerator's vendor)."""
     hw = load_hardware(hardware_id)
-    moe_dep = sc.moe_deployment.with_changes(hardware=hw, gpus=gpus)
-    dense_dep = sc.dense_deployment.with_changes(hardware=hw, gpus=gpus, layout=dense_layout_for(sc.dense, values["dense_layout"], gpus))
+    fractions = vendor_fractions(values, hw)
+    moe_dep = sc.moe_deployment.with_changes(hardware=hw, gpus=gpus, **fractions)
+    dense_dep = sc.dense_deployment.with_changes(hardware=hw, gpus=gpus, layout=dense_layout_for(sc.dense, values["dense_layout"], gpus), **fractions)
     return moe_dep, dense_dep
 
 
