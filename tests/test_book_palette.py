@@ -45,3 +45,13 @@ def test_estimate_q_dispatches_through_the_registry():
         quality.estimate_q("explicit", spec, 16.0, 4.0, explicit=None)
     with pytest.raises(QsError, match="not one of geomean"):
         quality.estimate_q("median", spec, 16.0, 4.0)
+
+
+def test_step_bounds_and_tools_have_colours_no_side_or_model_has():
+    from qsmoe.physics.serve import SERVE_BOUNDS
+
+    assert set(pal.BOUND_COLORS) == set(SERVE_BOUNDS)
+    taken = set(pal.SIDE_COLORS.values()) | {c for c, _ in pal.MODEL_STYLES.values()}
+    for colours in (pal.BOUND_COLORS, pal.TOOL_COLORS):
+        assert len(set(colours.values())) == len(colours)
+        assert not set(colours.values()) & taken

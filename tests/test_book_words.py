@@ -60,3 +60,18 @@ class TestRatioAndDeploymentText:
 
     def test_deployment_text(self, values):
         assert words.deployment_text(values) == "8x h200, fp8 weights, bf16 KV, reserve 10%, q by geomean, moe_attention dense"
+
+
+def test_ratio_outcome_names_the_faster_side_or_the_side_that_cannot_be_placed() -> None:
+    from qsmoe.book.glance import ratio_outcome
+
+    def rec(ratio, moe=True, dense=True):
+        return {"ratio": ratio, "moe": {"feasible": moe}, "dense": {"feasible": dense}}
+
+    assert "dense model decodes it faster" in ratio_outcome(rec(2.5))
+    assert "MoE decodes it faster" in ratio_outcome(rec(0.8))
+    assert "equally fast" in ratio_outcome(rec(1.0))
+    assert ratio_outcome(rec(None, moe=False)).startswith("the MoE cannot be placed")
+    assert ratio_outcome(rec(None, dense=False)).startswith("the dense comparator cannot be placed")
+    assert ratio_outcome(rec(None, moe=False, dense=False)).startswith("neither")
+    assert "faster" not in ratio_outcome(rec(None, moe=False))

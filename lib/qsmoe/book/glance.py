@@ -117,6 +117,23 @@ def html_table(rows: Sequence[Mapping[str, Any]], csv_href: str) -> str:
     )
 
 
+def ratio_outcome(rec: dict) -> str:
+    """What a compare record's dense/MoE ratio says, in words (which side is faster, or which
+    side cannot be placed on the deployment)."""
+    moe_ok, dense_ok = rec["moe"]["feasible"], rec["dense"]["feasible"]
+    if not (moe_ok or dense_ok):
+        return "neither the MoE nor its dense comparator can be placed on this deployment"
+    if not moe_ok:
+        return "the MoE cannot be placed on this deployment; its dense comparator can"
+    if not dense_ok:
+        return "the dense comparator cannot be placed on this deployment; the MoE can"
+    if rec["ratio"] > 1:
+        return "a quality-matched dense model decodes it faster than the MoE itself"
+    if rec["ratio"] < 1:
+        return "the MoE decodes it faster than a quality-matched dense model"
+    return "the MoE and a quality-matched dense model decode it equally fast"
+
+
 def headline_glance(values: Values) -> dict:
     """The headline ratio with its band, the paper's value, the ledger's verdict and the conditions."""
     variant_name, sets = hl.constant_sets(values)
@@ -127,6 +144,7 @@ def headline_glance(values: Values) -> dict:
         "model": words.model_name(values["headline_model"]),
         "context": int(values["headline_context"]),
         "ratio": band["ratio"],
+        "outcome": ratio_outcome(rec),
         "band": band["ratio_band"],
         "band_points": band["points"],
         "band_over": variant_name,

@@ -35,6 +35,17 @@ BUILD_COLOR = "#000000"
 NEUTRAL_STYLES: tuple[tuple[str, str, str], ...] = (
     ("0.1", "o", "-"), ("0.5", "s", "--"), ("0.3", "^", ":"), ("0.65", "D", "-."), ("0.2", "v", (0, (5, 1, 1, 1))),
 )
+#: The resource bounding each part of a step (``physics.serve.SERVE_BOUNDS``), in step-time
+#: breakdowns: Paul Tol's colourblind-safe hues that are no side's and no model's colour, dark
+#: enough for white labels.
+BOUND_COLORS: dict[str, str] = {
+    "compute": "#332288", "weights": "#882255", "kv": "#117777", "comm": "#777711", "overhead": "#555555", "prefill": "#aa4499",
+}
+#: Each performance tool in the peer comparison: qsmoe in black (out of sample) and grey
+#: (datasheet), the peers in hues that are no side's and no model's colour.
+TOOL_COLORS: dict[str, str] = {
+    "qsmoe_loso": BUILD_COLOR, "qsmoe_datasheet": "#8c8c8c", "aiconfigurator": "#332288", "llm_analysis": "#117777", "genz": "#aa4499",
+}
 #: Colours for models not in :data:`MODEL_STYLES`, and their marker.
 SPARE_COLORS: tuple[str, ...] = ("#949494", "#ece133")
 SPARE_MARKER = "X"
