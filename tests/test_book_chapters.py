@@ -273,6 +273,21 @@ class TestRatioFactorsAndSides:
         assert ok == {"moe": None, "dense": None}
 
     @pytest.mark.parametrize("variant", [{}, {"gpus": 1}, {"moe_layout": "tp"}], ids=_ids)
+    def test_routed_expert_time_within_the_step(self, values, variant):
+        v = dict(values, **variant)
+        rec = analysis.headline(v)
+        ex = ch05.routed_expert_time(v, v["headline_model"], v["headline_context"])
+        if rec["moe"]["feasible"]:
+            assert 0 < ex["ms"] <= rec["moe"]["step_time_s"] * 1e3 * (1 + 1e-9) and ex["bound"] in ("compute", "weights")
+        else:
+            assert ex == {"ms": 0.0, "bound": None}
+
+    def test_routed_experts_are_weight_bound_without_padding_at_small_batch(self, values):
+        """Without the row block, a few tokens per expert cannot make the experts compute bound."""
+        ex = ch05.routed_expert_time(dict(values, grouped_gemm_block_m=1), values["headline_model"], values["headline_context"])
+        assert ex["bound"] == "weights"
+
+    @pytest.mark.parametrize("variant", [{}, {"gpus": 1}, {"moe_layout": "tp"}], ids=_ids)
     def test_attention_time_within_the_step(self, values, variant):
         v = dict(values, **variant)
         rec = analysis.headline(v)

@@ -96,3 +96,21 @@ def attention_time_ms(values: Values, model_id: str, context: int) -> dict[str, 
         st = step_time(core, dep, context, r.batch)
         out[side] = float(st.compute_s + st.kv_s) * 1e3
     return out
+
+
+def routed_expert_time(values: Values, model_id: str, context: int) -> dict[str, Any]:
+    """The MoE's routed experts in one decode step at its largest admissible batch: milliseconds
+    and what bounds them ('compute': the padded grouped-GEMM FLOPs; 'weights': reading the experts
+    the batch touches), or {ms: 0.0, bound: None} where the MoE cannot be placed.
+
+    Evaluated like :func:`attention_time_ms`, on a copy of the MoE profile whose every group but
+    the routed experts is zeroed, so it is exactly the routed-expert term of the step model.
+    """
+    sc = scenario(values, model_id)
+    r = decode(sc.moe, sc.moe_deployment, context)
+    if not bool(r.feasible):
+        return {"ms": 0.0, "bound": None}
+    experts = sc.moe.with_changes(proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0, attn_flops_per_context_token=0.0, kv_values_per_token=0.0)
+    st = step_time(experts, sc.moe_deployment, context, r.batch)
+    compute_s, weights_s = float(st.compute_s), float(st.weights_s)
+    return {"ms": (compute_s + weights_s) * 1e3, "bound": "compute" if compute_s > weights_s else "weights"}
