@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from qsmoe.book.words import INFEASIBLE
-from qsmoe.physics.decode import decode, step_time
+from qsmoe.physics.decode import StepTime, decode, step_time
+from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.profile import DecodeProfile
 from qsmoe.scenario.analysis import context_sweep
 from qsmoe.scenario.compare import compare, scenario
 
@@ -77,25 +79,37 @@ def ratio_factors(record: Mapping[str, Any]) -> dict[str, float] | None:
     return {"batch_ratio": batch_ratio, "step_ratio": step_ratio, "ratio": batch_ratio * step_ratio}
 
 
+def _term_step(prof: DecodeProfile, dep: Deployment, context: int, **zeroed: float) -> StepTime | None:
+    """One decode step of ``prof`` with the profile fields in ``zeroed`` set to zero, at the
+    batch the whole profile admits (its largest admissible batch); None where it cannot be placed.
+    Zeroing every group but one leaves exactly that group's term of the step model."""
+    r = decode(prof, dep, context)
+    if not bool(r.feasible):
+        return None
+    return step_time(prof.with_changes(**zeroed), dep, context, r.batch)
+
+
 def attention_time_ms(values: Values, model_id: str, context: int) -> dict[str, float]:
     """Milliseconds per step spent in attention over the KV cache, MoE and dense, at each
     side's largest admissible batch (0 for an infeasible side).
 
-    Evaluated with :func:`qsmoe.physics.decode.step_time` on a copy of each profile whose every
-    other weight group is zeroed, so it is exactly the attention-core term of the step
-    model (compute or KV-read time, whichever bounds it).
+    Evaluated with :func:`_term_step`, every other weight group zeroed, so it is exactly the
+    attention-core term of the step model (compute or KV-read time, whichever bounds it).
     """
     sc = scenario(values, model_id)
     out = {}
     for side, prof, dep in (("moe", sc.moe, sc.moe_deployment), ("dense", sc.dense, sc.dense_deployment)):
-        r = decode(prof, dep, context)
-        if not bool(r.feasible):
-            out[side] = 0.0
-            continue
-        core = prof.with_changes(proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0, routed_params=0.0, n_experts=1, moe_layers=0)
-        st = step_time(core, dep, context, r.batch)
-        out[side] = float(st.compute_s + st.kv_s) * 1e3
+        st = _term_step(prof, dep, context, proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0, routed_params=0.0, n_experts=1, moe_layers=0)
+        out[side] = 0.0 if st is None else float(st.compute_s + st.kv_s) * 1e3
     return out
+
+
+#: What bounds the routed experts of a step, in the words chapter 5 prints.
+EXPERT_BOUND_PHRASES = {
+    "compute": "their grouped GEMMs' FLOPs, each expert's few tokens padded to the kernel's row block",
+    "weights": "reading the experts those sequences touch",
+    None: "no step: the MoE cannot be placed",
+}
 
 
 def routed_expert_time(values: Values, model_id: str, context: int) -> dict[str, Any]:
@@ -103,14 +117,13 @@ def routed_expert_time(values: Values, model_id: str, context: int) -> dict[str,
     and what bounds them ('compute': the padded grouped-GEMM FLOPs; 'weights': reading the experts
     the batch touches), or {ms: 0.0, bound: None} where the MoE cannot be placed.
 
-    Evaluated like :func:`attention_time_ms`, on a copy of the MoE profile whose every group but
-    the routed experts is zeroed, so it is exactly the routed-expert term of the step model.
+    Evaluated with :func:`_term_step`, every group but the routed experts zeroed, so it is exactly
+    the routed-expert term of the step model.
     """
     sc = scenario(values, model_id)
-    r = decode(sc.moe, sc.moe_deployment, context)
-    if not bool(r.feasible):
+    st = _term_step(sc.moe, sc.moe_deployment, context, proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0,
+                    attn_flops_per_context_token=0.0, kv_values_per_token=0.0)
+    if st is None:
         return {"ms": 0.0, "bound": None}
-    experts = sc.moe.with_changes(proj_params=0.0, dense_ffn_params=0.0, shared_params=0.0, head_params=0.0, attn_flops_per_context_token=0.0, kv_values_per_token=0.0)
-    st = step_time(experts, sc.moe_deployment, context, r.batch)
     compute_s, weights_s = float(st.compute_s), float(st.weights_s)
     return {"ms": (compute_s + weights_s) * 1e3, "bound": "compute" if compute_s > weights_s else "weights"}
