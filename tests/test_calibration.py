@@ -2,6 +2,7 @@
 writing), qsmoe.evidence.validation's summaries and qsmoe.book.report_validation."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 from qsmoe.book import report_validation as rv
+from qsmoe.cli import main
+from qsmoe.errors import QsError
 from qsmoe.evidence import calibration as cal
 from qsmoe.evidence import measurements as ms
 from qsmoe.evidence import validation as val
@@ -144,3 +147,53 @@ def test_bootstrap_text_round_trips(tmp_path) -> None:
     path = tmp_path / "bootstrap.csv"
     path.write_text(bootstrap_text(points, ["a", "b"], 7), encoding="utf-8")
     assert load_bootstrap(path) == points and "seed 7" in path.read_text(encoding="utf-8")
+
+
+def test_fit_from_starts_begins_with_the_fit_itself(report, values, rows) -> None:
+    (own,) = cal.fit_from_starts(rows, values, starts=("datasheet",))
+    assert own["start"] == "datasheet"
+    assert own["point"] == {k: c["fitted"] for k, c in report["constants"].items()}
+    assert own["fit_median_abs_log_error"] == report["calibration"]["objective"]["median_abs_log_error"]
+    assert own["judge_median_abs_error"] == pytest.approx(report["targets"]["judge_all"]["measured"], rel=1e-12)
+    assert own["judge_moe_median_abs_error"] == pytest.approx(report["targets"]["judge_moe"]["measured"], rel=1e-12)
+
+
+def test_grid_starts_by_hand() -> None:
+    consts = (cal.Constant("a", "", "", (0.1, 0.2, 0.3, 0.4)), cal.Constant("b", "", "s", (1.0, 2.0, 3.0)))
+    assert cal.grid_start(consts, "lowest", {}) == (0.1, 1.0)
+    assert cal.grid_start(consts, "highest", {}) == (0.4, 3.0)
+    assert cal.grid_start(consts, "middle", {}) == (0.2, 2.0)
+    assert cal.grid_start(consts, "datasheet", {"a": 0.26, "b": 2.9}) == (0.3, 3.0)
+    with pytest.raises(QsError, match="start"):
+        cal.grid_start(consts, "random", {})
+    drawn = cal.random_starts(consts, 50)
+    assert drawn == cal.random_starts(consts, 50) and drawn != cal.random_starts(consts, 50, seed=1)
+    assert all(p[0] in consts[0].grid and p[1] in consts[1].grid for p in drawn)
+    assert {p[0] for p in drawn} == set(consts[0].grid)
+
+
+def _small_table(tmp_path, per_split: int = 3):
+    """The measurement CSV cut to its first ``per_split`` fit and judge rows."""
+    with open(ms.MEASUREMENTS_PATH, newline="", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    keep = [r for s in ("fit", "judge") for r in [x for x in table if x["split"] == s][:per_split]]
+    path = tmp_path / "small.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(keep)
+    return path
+
+
+def test_validate_starts_on_the_command_line(tmp_path, capsys) -> None:
+    path = _small_table(tmp_path)
+    assert main(["validate", "--measurements", str(path), "--starts", "--random-starts", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["starts"]
+    assert [r["start"] for r in out] == [*cal.STARTS, "random-1", "random-2"]
+    direct = cal.fit_from_starts(ms.load_measurements(path), dict(resolve().values), n_random=2)
+    assert out == json.loads(json.dumps(direct))
+    for argv, field in ((["--starts", "--write-params"], "--write-params"), (["--random-starts", "2"], "--random-starts"),
+                        (["--starts", "--random-starts", "101"], "--random-starts")):
+        assert main(["validate", "--measurements", str(path), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and field in err[0]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from qsmoe.evidence.calibration import TARGETS, validate
+from qsmoe.evidence.calibration import TARGETS, fit_from_starts, validate
+from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 
 Record = Mapping[str, Any]
@@ -26,6 +27,24 @@ TARGET_LABELS = {
 def run(values: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`qsmoe.evidence.calibration.validate` under ``values`` (the book's measurements)."""
     return validate(dict(values))
+
+
+def starts(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`qsmoe.evidence.calibration.fit_from_starts` under ``values`` (the book's measurements)."""
+    return fit_from_starts(load_measurements(), dict(values))
+
+
+def starts_table(results: list[Mapping[str, Any]], report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per start of the fit: where it began, the fit median |ln(pred / meas)| it stopped
+    at, the judge medians there, and the constants it chose (units as :func:`constants_table`)."""
+    consts = report["constants"]
+    return [{
+        "start": r["start"],
+        "fit median |ln|": f"{r['fit_median_abs_log_error']:.3f}",
+        "judge median": pct(r["judge_median_abs_error"]),
+        "MoE judge median": pct(r["judge_moe_median_abs_error"]),
+        **{name: _value(consts[name], v) for name, v in r["point"].items()},
+    } for r in results]
 
 
 def pct(value: float | None, signed: bool = False) -> str:
@@ -60,9 +79,14 @@ def regime_table(report: Mapping[str, Any], engines: bool = False) -> list[dict[
 
 
 def _value(c: Mapping[str, Any], v: float | None) -> str:
+    """A constant's value for display: a latency in ms (µs below 1 ms, to 3 digits), else 2 decimals."""
     if v is None:
         return "n/a"
-    return f"{v * 1e3:.2f} ms" if c["unit"] == "s" else f"{v:.2f}"
+    if c["unit"] != "s":
+        return f"{v:.2f}"
+    if v == 0:
+        return "0 ms"
+    return f"{v * 1e6:.3g} µs" if v < 1e-3 else f"{v * 1e3:.3g} ms"
 
 
 def constants_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -159,5 +183,5 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 __all__ = [
     "TARGET_LABELS", "band_factors", "constants_table", "n_unpredicted", "pct", "reason", "regime_table",
-    "row_table", "run", "scatter_points", "targets_table", "worst_rows",
+    "row_table", "run", "scatter_points", "starts", "starts_table", "targets_table", "worst_rows",
 ]

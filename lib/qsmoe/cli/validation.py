@@ -7,11 +7,16 @@ from typing import Any, Mapping
 from qsmoe.cli.commands import model_deployment
 from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
-from qsmoe.evidence.calibration import validate, write_params
+from qsmoe.errors import QsError
+from qsmoe.evidence.calibration import fit_from_starts, validate, write_params
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
 from qsmoe.physics.serve import serve_result
+
+
+#: Bound on ``validate --starts --random-starts N``: each start is a full fit of several seconds.
+MAX_RANDOM_STARTS = 100
 
 
 def _pct(x: float | None) -> str:
@@ -20,6 +25,10 @@ def _pct(x: float | None) -> str:
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:,.1f}"
+
+
+def _abs_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
 
 
 def _med(stats: Mapping[str, Any]) -> str:
@@ -62,9 +71,30 @@ def validation_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def starts_text(results: list[Mapping[str, Any]]) -> str:
+    """The human-readable table of :func:`qsmoe.evidence.calibration.fit_from_starts`."""
+    names = list(results[0]["point"]) if results else []
+    lines = ["The fit restarted from each start (fit rows only; judge medians at the point it stops):",
+             f"  {'start':<10} {'fit median |ln|':>15} {'judge':>6} {'MoE judge':>9}  constants ({', '.join(names)})"]
+    for r in results:
+        consts = ", ".join(f"{v:.3g}" for v in r["point"].values())
+        lines.append(f"  {r['start']:<10} {r['fit_median_abs_log_error']:>15.4f} {_abs_pct(r['judge_median_abs_error']):>6} {_abs_pct(r['judge_moe_median_abs_error']):>9}  {consts}")
+    return "\n".join(lines)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     values = parameter_values(args)
     rows = load_measurements(args.measurements)
+    if args.random_starts is not None and not args.starts:
+        raise QsError("--random-starts needs --starts", field="--random-starts")
+    if (args.random_starts or 0) > MAX_RANDOM_STARTS:
+        raise QsError(f"at most {MAX_RANDOM_STARTS} random starts, got {args.random_starts}", field="--random-starts")
+    if args.starts:
+        if args.write_params:
+            raise QsError("--starts writes nothing; run --write-params on its own", field="--write-params")
+        results = fit_from_starts(rows, values, prefill_stalls=not args.no_prefill_stalls, n_random=args.random_starts or 0)
+        emit({"starts": results}, args.json, starts_text(results))
+        return 0
     report = validate(values, rows, prefill_stalls=not args.no_prefill_stalls)
     if args.write_params:
         write_params({k: c["fitted"] for k, c in report["constants"].items()}, resamples=report["calibration"]["bootstrap"]["points"])
@@ -111,6 +141,8 @@ def add_validation_parsers(subparsers: Any) -> None:
     p.add_argument("--measurements", metavar="CSV", help="measurement table (default data/measured/measurements.csv)")
     p.add_argument("--no-prefill-stalls", action="store_true", help="predict serving-benchmark ITL/TPOT rows as pure decode steps")
     p.add_argument("--write-params", action="store_true", help="write the fitted constants into data/params/default.yaml and regenerate data/params/datasheet.yaml")
+    p.add_argument("--starts", action="store_true", help="only restart the fit from the datasheet values and from each grid's lowest, highest and middle value, and report where each stops")
+    p.add_argument("--random-starts", type=positive_int, metavar="N", help=f"with --starts: also restart from N <= {MAX_RANDOM_STARTS} points drawn from the grids (fixed seed; about 10 s each)")
     p.add_argument("--json", action="store_true")
     add_parameter_flags(p)
     p.set_defaults(func=_cmd_validate)

@@ -186,6 +186,68 @@ def start_point(constants: Sequence[Constant], datasheet: Mapping[str, float]) -
     return tuple(_nearest(c.grid, datasheet[c.name]) for c in constants)
 
 
+#: Where :func:`fit_from_starts` restarts the fit: the datasheet values (the fit's own start,
+#: :func:`start_point`) and the lowest, highest and middle value of every grid.
+STARTS = ("datasheet", "lowest", "highest", "middle")
+RANDOM_START_SEED = 20261203
+
+
+def grid_start(constants: Sequence[Constant], where: str, datasheet: Mapping[str, float]) -> tuple[float, ...]:
+    """The start ``where`` (one of :data:`STARTS`); 'middle' is each grid's value at index
+    (len - 1) // 2, the lower of the two middle values of an even grid."""
+    if where == "datasheet":
+        return start_point(constants, datasheet)
+    pick = {"lowest": lambda g: g[0], "highest": lambda g: g[-1], "middle": lambda g: g[(len(g) - 1) // 2]}
+    if where not in pick:
+        raise QsError(f"unknown fit start {where!r} (one of {', '.join(STARTS)})", field="start")
+    return tuple(float(pick[where](c.grid)) for c in constants)
+
+
+def _median_abs_error(logs: np.ndarray) -> float | None:
+    """median |pred / meas - 1| over the finite ln(pred / meas) (None without any)."""
+    ok = logs[np.isfinite(logs)]
+    return float(np.median(np.abs(np.expm1(ok)))) if ok.size else None
+
+
+def random_starts(constants: Sequence[Constant], n: int, seed: int = RANDOM_START_SEED) -> list[tuple[float, ...]]:
+    """``n`` starts, each constant drawn uniformly from its grid (NumPy default_rng(seed))."""
+    rng = np.random.default_rng(seed)
+    return [tuple(float(c.grid[int(rng.integers(len(c.grid)))]) for c in constants) for _ in range(n)]
+
+
+def fit_from_starts(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True, starts: Sequence[str] = STARTS,
+                    n_random: int = 0, seed: int = RANDOM_START_SEED) -> list[dict[str, Any]]:
+    """The main fit (fit rows only, as :func:`calibrate`) restarted from each of ``starts`` and
+    from ``n_random`` :func:`random_starts`, to show how far its local minimum depends on where
+    the coordinate search begins.
+
+    Returns one record per start: {start ('random-<k>' for the k-th random one), point {name:
+    value}, fit_median_abs_log_error (the objective's median), sweeps, judge_median_abs_error,
+    judge_moe_median_abs_error} (median |pred / meas - 1| over the judge rows at that point, as
+    :func:`validate` reports it)."""
+    constants = active_constants(values)
+    if not constants:
+        raise QsError("the parameter set has none of the calibrated constants", field="values")
+    datasheet = datasheet_values()
+    ev = Evaluator(rows, values, constants, prefill_stalls=prefill_stalls)
+    split = {s: np.array([i for i, r in enumerate(ev.rows) if r.split == s], dtype=int) for s in ("fit", "judge")}
+    moe_judge = np.array([i for i in split["judge"] if ev.rows[i].moe], dtype=int)
+    begin = [(where, grid_start(constants, where, datasheet)) for where in starts]
+    begin += [(f"random-{k}", p) for k, p in enumerate(random_starts(constants, n_random, seed), 1)]
+    out = []
+    for where, start in begin:
+        point, score, sweeps = fit(ev, split["fit"], None, start)
+        out.append({
+            "start": where,
+            "point": {c.name: v for c, v in zip(constants, point)},
+            "fit_median_abs_log_error": score[1],
+            "sweeps": sweeps,
+            "judge_median_abs_error": _median_abs_error(ev.log_errors(point, split["judge"])),
+            "judge_moe_median_abs_error": _median_abs_error(ev.log_errors(point, moe_judge)),
+        })
+    return out
+
+
 def bootstrap(ev: Evaluator, fit_index: np.ndarray, point: tuple[float, ...], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
     """Refitted points (resamples x constants) for resamples of the fit rows' sources."""
     sources = sorted({ev.rows[i].source_id for i in fit_index})
@@ -368,6 +430,6 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 
 __all__ = [
     "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator",
-    "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "leave_one_source_out", "measured_range",
+    "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_from_starts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
     "objective", "prediction_band", "start_point", "weighted_median", "write_params",
 ]
