@@ -190,11 +190,12 @@ def test_grid_starts_by_hand() -> None:
     assert {p[0] for p in drawn} == set(consts[0].grid)
 
 
-def _small_table(tmp_path, per_split: int = 3):
-    """The measurement CSV cut to its first ``per_split`` fit and judge rows."""
+def _small_table(tmp_path, rows):
+    """The measurement CSV cut to the rows of :func:`_one_source_per_split_and_regime`."""
+    sources = {r.source_id for r in _one_source_per_split_and_regime(rows)}
     with open(ms.MEASUREMENTS_PATH, newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
-    keep = [r for s in ("fit", "judge") for r in [x for x in table if x["split"] == s][:per_split]]
+    keep = [r for r in table if r["source_id"] in sources]
     path = tmp_path / "small.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(table[0]))
@@ -203,8 +204,8 @@ def _small_table(tmp_path, per_split: int = 3):
     return path
 
 
-def test_validate_starts_on_the_command_line(tmp_path, capsys) -> None:
-    path = _small_table(tmp_path)
+def test_validate_starts_on_the_command_line(tmp_path, capsys, rows) -> None:
+    path = _small_table(tmp_path, rows)
     assert main(["validate", "--measurements", str(path), "--starts", "--random-starts", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)["starts"]
     assert [r["start"] for r in out] == [*cal.STARTS, "random-1", "random-2"]

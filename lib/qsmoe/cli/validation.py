@@ -33,7 +33,7 @@ def _abs_pct(x: float | None) -> str:
 
 def _med(stats: Mapping[str, Any]) -> str:
     m = stats["median_abs_error"]
-    return "n/a" if m is None else f"{m * 100:.0f}% ({stats['n']})"
+    return "n/a" if m is None else f"{_abs_pct(m)} ({stats['n']})"
 
 
 def _show(c: Mapping[str, Any], key: str) -> str:

@@ -38,7 +38,7 @@ from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.measurements import load_measurements
-from qsmoe.evidence.validation import GROUPS, log_errors, predict_rows, summarize_errors, suspects
+from qsmoe.evidence.validation import GROUPS, group_stats, log_errors, predict_rows, summarize_errors, suspects
 from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, bootstrap_text
 
 DEFAULT_PATH = DATA_DIR / "params" / "default.yaml"
@@ -186,6 +186,14 @@ def start_point(constants: Sequence[Constant], datasheet: Mapping[str, float]) -
     return tuple(_nearest(c.grid, datasheet[c.name]) for c in constants)
 
 
+def _evaluator(rows: Sequence[Measurement], values: Mapping[str, Any], prefill_stalls: bool) -> Evaluator:
+    """An :class:`Evaluator` of ``rows`` over the parameter set's active constants (an error without any)."""
+    constants = active_constants(values)
+    if not constants:
+        raise QsError("the parameter set has none of the calibrated constants", field="values")
+    return Evaluator(rows, values, constants, prefill_stalls=prefill_stalls)
+
+
 #: Where :func:`fit_from_starts` restarts the fit: the datasheet values (the fit's own start,
 #: :func:`start_point`) and the lowest, highest and middle value of every grid.
 STARTS = ("datasheet", "lowest", "highest", "middle")
@@ -204,9 +212,9 @@ def grid_start(constants: Sequence[Constant], where: str, datasheet: Mapping[str
 
 
 def _median_abs_error(logs: np.ndarray) -> float | None:
-    """median |pred / meas - 1| over the finite ln(pred / meas) (None without any)."""
-    ok = logs[np.isfinite(logs)]
-    return float(np.median(np.abs(np.expm1(ok)))) if ok.size else None
+    """:func:`qsmoe.evidence.validation.group_stats`' median |pred / meas - 1| of ln(pred / meas)
+    values (non-finite: not predicted)."""
+    return group_stats([math.expm1(x) if math.isfinite(x) else None for x in logs])["median_abs_error"]
 
 
 def random_starts(constants: Sequence[Constant], n: int, seed: int = RANDOM_START_SEED) -> list[tuple[float, ...]]:
@@ -225,11 +233,8 @@ def fit_from_starts(rows: Sequence[Measurement], values: Mapping[str, Any], *, p
     value}, fit_median_abs_log_error (the objective's median), sweeps, judge_median_abs_error,
     judge_moe_median_abs_error} (median |pred / meas - 1| over the judge rows at that point, as
     :func:`validate` reports it)."""
-    constants = active_constants(values)
-    if not constants:
-        raise QsError("the parameter set has none of the calibrated constants", field="values")
-    datasheet = datasheet_values()
-    ev = Evaluator(rows, values, constants, prefill_stalls=prefill_stalls)
+    ev = _evaluator(rows, values, prefill_stalls)
+    constants, datasheet = ev.constants, datasheet_values()
     split = {s: np.array([i for i, r in enumerate(ev.rows) if r.split == s], dtype=int) for s in ("fit", "judge")}
     moe_judge = np.array([i for i in split["judge"] if ev.rows[i].moe], dtype=int)
     begin = [(where, grid_start(constants, where, datasheet)) for where in starts]
@@ -300,11 +305,8 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
     Returns {constants: {name: {fitted, datasheet, low, high, unit, meaning, grid}}, objective,
     sweeps, fit_rows, fit_sources, judge_sources, unpredicted_fit_rows, points_evaluated,
     loso ({log_errors, points} or None), bootstrap {resamples, seed, unit}}."""
-    constants = active_constants(values)
-    if not constants:
-        raise QsError("the parameter set has none of the calibrated constants", field="values")
-    datasheet = datasheet_values()
-    ev = Evaluator(rows, values, constants, prefill_stalls=prefill_stalls)
+    ev = _evaluator(rows, values, prefill_stalls)
+    constants, datasheet = ev.constants, datasheet_values()
     fit_index = np.array([i for i, r in enumerate(ev.rows) if r.split == "fit"], dtype=int)
     if fit_index.size == 0:
         raise QsError("no rows with split == fit to calibrate on", field="split")
