@@ -43,6 +43,25 @@ def _one_source_per_split_and_regime(rows: list[ms.Measurement]) -> list[ms.Meas
     return [r for r in rows if r.source_id in keep]
 
 
+def test_a_row_run_without_cuda_graphs_is_predicted_with_the_eager_launch_time(values, rows) -> None:
+    row = next(r for r in rows if r.id == "N54")
+    assert row.cuda_graphs is False and values["use_cuda_graphs"] is True
+    assert val.row_values(row, values)["use_cuda_graphs"] is False
+    assert val.row_values(dataclasses.replace(row, cuda_graphs=None), values)["use_cuda_graphs"] is True
+
+    def per_gpu(r: ms.Measurement, v: dict) -> float:
+        return val.predict_row(r, val.deployment_of(r, v)).per_gpu
+
+    with_graphs = dataclasses.replace(row, cuda_graphs=True)
+    assert per_gpu(row, values) < per_gpu(with_graphs, values)
+    floor_only = dict(values, kernel_launch_s=values["kernel_floor_s"])
+    assert per_gpu(row, floor_only) == pytest.approx(per_gpu(with_graphs, values), rel=1e-12)
+    (rec,) = val.predict_rows([row], values)
+    assert rec["cuda_graphs"] is False and any("no CUDA/HIP graphs" in s for s in val.suspects(rec))
+    (rec,) = val.predict_rows([with_graphs], values)
+    assert not any("no CUDA/HIP graphs" in s for s in val.suspects(rec))
+
+
 def test_fit_never_reads_judge_rows(values, rows) -> None:
     base = cal.calibrate(rows, values, resamples=0, loso=False)
     bent = [dataclasses.replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 7.0) if r.split == "judge" else r for r in rows]

@@ -64,6 +64,21 @@ def test_a_small_file_loads(tmp_path) -> None:
     assert row.concurrency == 8 and row.context == 1100.0 and not row.moe and row.vendor == "nvidia"
 
 
+def test_the_cuda_graphs_column_is_optional_and_read_as_yes_no_or_not_stated(tmp_path) -> None:
+    header = HEADER.rstrip("\n") + ",cuda_graphs\n"
+    rows = ms.load_measurements(write(tmp_path, *(line(id=f"X{i}").rstrip("\n") + f",{v}\n" for i, v in enumerate(("yes", "no", ""))), header=header))
+    assert [r.cuda_graphs for r in rows] == [True, False, None]
+    assert all("cuda_graphs" not in r.extra for r in rows)
+    with pytest.raises(QsError, match="row X1, column 'cuda_graphs'"):
+        ms.load_measurements(write(tmp_path, line().rstrip("\n") + ",off\n", header=header))
+
+
+def test_the_book_table_records_cuda_graphs_only_where_the_check_log_establishes_them(rows) -> None:
+    eager = sorted(r.id for r in rows if r.cuda_graphs is False)
+    assert eager == ["N54", "N55", "N56"]
+    assert all(r.source_id == "dstack-deepseek-r1" for r in rows if r.cuda_graphs is not None)
+
+
 @pytest.mark.parametrize("changes,column", [
     ({"hardware": "h999"}, "hardware"), ({"model": "nope"}, "model"), ({"n_gpus": "1.5"}, "n_gpus"),
     ({"layout": "pp"}, "layout"), ({"engine": "tgi"}, "engine"), ({"mtp": "maybe"}, "mtp"),

@@ -43,6 +43,10 @@ SPLITS = ("fit", "judge")
 ENGINES = ("trtllm", "sglang", "vllm", "nim", "atom", "other")
 #: Whether multi-token prediction was on: as the source states it, or ``unknown``.
 MTP_STATES = ("yes", "no", "unknown")
+#: Columns a table may leave out: ``cuda_graphs`` (``yes`` / ``no``: whether the decode steps were
+#: replayed as CUDA/HIP graphs, as the source or the engine's code at the recorded version shows;
+#: empty: not established, the parameter set's ``use_cuda_graphs`` applies).
+OPTIONAL_COLUMNS = ("cuda_graphs",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Measurement:
     engine: str = "other"
     engine_version: str = ""
     mtp: str = "no"
+    cuda_graphs: bool | None = None
     disaggregated: bool = False
     source_id: str = ""
     parallelism: str = ""
@@ -132,6 +137,13 @@ def _parse_choice(raw: str, source: str, rid: str, column: str, choices: Sequenc
     if text not in choices:
         raise _row_error(source, rid, column, f"{raw[:40]!r} is not one of {', '.join(choices)}")
     return text
+
+
+def _parse_optional_yes_no(raw: str, source: str, rid: str, column: str) -> bool | None:
+    """``yes`` -> True, ``no`` -> False, empty -> None (not stated)."""
+    if not raw.strip():
+        return None
+    return _parse_choice(raw, source, rid, column, ("yes", "no")) == "yes"
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -199,16 +211,17 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
             engine=_parse_choice(raw["engine"], source, rid, "engine", ENGINES),
             engine_version=raw["engine_version"].strip(),
             mtp=_parse_choice(raw["mtp"], source, rid, "mtp", MTP_STATES),
+            cuda_graphs=_parse_optional_yes_no(raw.get("cuda_graphs") or "", source, rid, "cuda_graphs"),
             disaggregated=_parse_choice(raw["disaggregated"], source, rid, "disaggregated", yes_no) == "yes",
             source_id=source_id,
             parallelism=raw["parallelism"].strip(),
             quote=raw["quote"].strip(),
-            extra={k: v for k, v in raw.items() if k not in REQUIRED_COLUMNS},
+            extra={k: v for k, v in raw.items() if k not in REQUIRED_COLUMNS and k not in OPTIONAL_COLUMNS},
         ))
     return rows
 
 
 __all__ = [
-    "ENGINES", "MEASUREMENTS_PATH", "MTP_STATES", "Measurement", "REGIMES", "REQUIRED_COLUMNS", "SPLITS",
+    "ENGINES", "MEASUREMENTS_PATH", "MTP_STATES", "Measurement", "OPTIONAL_COLUMNS", "REGIMES", "REQUIRED_COLUMNS", "SPLITS",
     "load_measurements", "profile_for", "source_splits", "split_by_rule",
 ]

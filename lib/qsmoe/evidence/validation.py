@@ -98,10 +98,13 @@ class Prediction:
 
 def row_values(row: Measurement, values: Mapping[str, Any]) -> dict[str, Any]:
     """The parameter values for ``row``: its accelerator, GPUs, formats, overlap and (when the
-    set has an ``engine`` key) engine; everything else from ``values``."""
+    set has the key) its engine and, where the row records it, whether CUDA/HIP graphs were on;
+    everything else from ``values``."""
     merged = dict(values, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype, comm_overlap=row.comm_overlap)
     if "engine" in values:
         merged["engine"] = row.engine if row.engine in MODELLED_ENGINES else "auto"
+    if "use_cuda_graphs" in values and row.cuda_graphs is not None:
+        merged["use_cuda_graphs"] = row.cuda_graphs
     return merged
 
 
@@ -163,7 +166,7 @@ def setup_record(row: Measurement) -> dict[str, Any]:
         "comm_overlap": row.comm_overlap, "weight_dtype": row.weight_dtype, "kv_dtype": row.kv_dtype,
         "context": row.context, "input_len": row.input_len, "output_len": row.output_len,
         "concurrency": row.concurrency, "engine": row.engine, "engine_version": row.engine_version,
-        "mtp": row.mtp, "disaggregated": row.disaggregated, "measured": row.tokens_per_s_per_gpu,
+        "mtp": row.mtp, "cuda_graphs": row.cuda_graphs, "disaggregated": row.disaggregated, "measured": row.tokens_per_s_per_gpu,
     }
 
 
@@ -208,6 +211,8 @@ def suspects(r: Record) -> list[str]:
         out.append("NVFP4 checkpoint: only the experts or linear layers are FP4")
     if r["comm_overlap"]:
         out.append("communication overlapped with compute (two-batch overlap)")
+    if r.get("cuda_graphs") is False:
+        out.append("no CUDA/HIP graphs: eager launches, counted as the fused kernels of a graph")
     if r["disaggregated"]:
         out.append("disaggregated decode (prefill elsewhere)")
     if r["concurrency"] is None:
