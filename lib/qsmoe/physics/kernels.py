@@ -8,7 +8,9 @@ so its achieved fraction of the roofline, (t - t_0) / t, rises with its size: sm
 (routed experts with a few tokens each, projections at batch 1-16) reach far less of peak than
 large ones without a separate efficiency curve. t_0 is ``kernel_floor_s`` with CUDA/HIP graphs
 (the GPU runs the captured kernels back to back) and ``kernel_launch_s`` without (each kernel is
-launched from the host). The step pays t_0 once per kernel it runs:
+launched by the engine's eager PyTorch code: Python, dispatcher and launch on the host, about 30 us
+from an eager / graphs comparison in which the GPU work is negligible; its source is in
+data/params/default.yaml). The step pays t_0 once per kernel it runs:
 
     T_floor = N_kernels * t_0,    N_kernels = L_attn * n_attn + L_dense * n_ffn + L_moe * n_moe + n_head
 
@@ -44,8 +46,11 @@ leave-one-source-out, LOSO; the four vendor fractions, step_overhead_s and t_0 f
   the kernel, not a fitted constant, so the decode value 64 is kept although LOSO rises.
 
 Neither floor form closes the DeepSeek-V3 TP8 rows at concurrency <= 16 (26-58 ms per step
-measured): a t_0 of 10-30 us, which would, makes the fit rows of dense Llama at batch 1 (126
-layers) slower than measured, so the fit does not move from 3.4 us.
+measured) that ran with graphs: a t_0 of 10-30 us, which would, makes the fit rows of dense Llama
+at batch 1 (126 layers) slower than measured, so the fit does not move from 3.4 us. The three of
+those rows that ran without graphs (TensorRT-LLM's PyTorch backend of February 2025; the
+``cuda_graphs`` column of the measurements) are predicted with ``kernel_launch_s``: over-predicted
+by 33-57% instead of 269-605%.
 """
 from __future__ import annotations
 
