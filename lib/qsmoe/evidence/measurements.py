@@ -43,6 +43,8 @@ SPLITS = ("fit", "judge")
 ENGINES = ("trtllm", "sglang", "vllm", "nim", "atom", "other")
 #: Whether multi-token prediction was on: as the source states it, or ``unknown``.
 MTP_STATES = ("yes", "no", "unknown")
+#: The choices of a yes / no column.
+YES_NO = ("yes", "no")
 #: Columns a table may leave out: ``cuda_graphs`` (``yes`` / ``no``: whether the decode steps were
 #: replayed as CUDA/HIP graphs, as the source or the engine's code at the recorded version shows;
 #: empty: not established, the parameter set's ``use_cuda_graphs`` applies).
@@ -143,7 +145,7 @@ def _parse_optional_yes_no(raw: str, source: str, rid: str, column: str) -> bool
     """``yes`` -> True, ``no`` -> False, empty -> None (not stated)."""
     if not raw.strip():
         return None
-    return _parse_choice(raw, source, rid, column, ("yes", "no")) == "yes"
+    return _parse_choice(raw, source, rid, column, YES_NO) == "yes"
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -189,7 +191,6 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
         if not source_id:
             raise _row_error(source, rid, "source_id", "missing")
         regime = _parse_choice(raw["regime"], source, rid, "regime", REGIMES)
-        yes_no = ("yes", "no")
         rows.append(Measurement(
             id=rid,
             model=model,
@@ -207,12 +208,12 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
             split=_parse_choice(raw["split"], source, rid, "split", SPLITS),
             vendor=load_hardware(hw).vendor,
             moe=bool(profile_for(model).is_moe),
-            comm_overlap=_parse_choice(raw["comm_overlap"] or "no", source, rid, "comm_overlap", yes_no) == "yes",
+            comm_overlap=_parse_choice(raw["comm_overlap"] or "no", source, rid, "comm_overlap", YES_NO) == "yes",
             engine=_parse_choice(raw["engine"], source, rid, "engine", ENGINES),
             engine_version=raw["engine_version"].strip(),
             mtp=_parse_choice(raw["mtp"], source, rid, "mtp", MTP_STATES),
             cuda_graphs=_parse_optional_yes_no(raw.get("cuda_graphs") or "", source, rid, "cuda_graphs"),
-            disaggregated=_parse_choice(raw["disaggregated"], source, rid, "disaggregated", yes_no) == "yes",
+            disaggregated=_parse_choice(raw["disaggregated"], source, rid, "disaggregated", YES_NO) == "yes",
             source_id=source_id,
             parallelism=raw["parallelism"].strip(),
             quote=raw["quote"].strip(),

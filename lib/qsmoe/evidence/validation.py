@@ -211,7 +211,7 @@ def suspects(r: Record) -> list[str]:
         out.append("NVFP4 checkpoint: only the experts or linear layers are FP4")
     if r["comm_overlap"]:
         out.append("communication overlapped with compute (two-batch overlap)")
-    if r.get("cuda_graphs") is False:
+    if r["cuda_graphs"] is False:
         out.append("no CUDA/HIP graphs: eager launches, counted as the fused kernels of a graph")
     if r["disaggregated"]:
         out.append("disaggregated decode (prefill elsewhere)")
