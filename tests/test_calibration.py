@@ -81,16 +81,39 @@ def test_loso_excludes_the_held_out_source(values, rows) -> None:
     few = _one_source_per_split_and_regime(rows)
     source = sorted({r.source_id for r in few})[0]
     ev = cal.Evaluator(few, values, cal.active_constants(values))
-    start = cal.start_point(ev.constants, cal.datasheet_values())
+    starts = cal.fit_starts(ev.constants, cal.datasheet_values())
     rest = np.array([i for i, r in enumerate(few) if r.source_id != source])
-    expected = cal.fit(ev, rest, None, start)[0]
+    expected = cal.fit_best(ev, rest, starts)[0]
     bent = [dataclasses.replace(r, tokens_per_s_per_gpu=r.tokens_per_s_per_gpu * 9.0) if r.source_id == source else r for r in few]
     ev2 = cal.Evaluator(bent, values, ev.constants)
-    assert cal.fit(ev2, rest, None, start)[0] == expected
-    loso = cal.leave_one_source_out(ev2, start)
+    assert cal.fit_best(ev2, rest, starts)[0] == expected
+    loso = cal.leave_one_source_out(ev2, starts)
     assert loso["points"][source] == {c.name: v for c, v in zip(ev.constants, expected)}
     held = [i for i, r in enumerate(few) if r.source_id == source]
     assert np.array_equal(loso["log_errors"][held], ev2.log_errors(expected, np.array(held)))
+
+
+def test_fit_keeps_the_start_whose_search_stops_lowest(values, rows) -> None:
+    few = _one_source_per_split_and_regime(rows)
+    ev = cal.Evaluator(few, values, cal.active_constants(values))
+    index = np.arange(len(few))
+    starts = cal.fit_starts(ev.constants, cal.datasheet_values())
+    assert starts[0] == cal.start_point(ev.constants, cal.datasheet_values())
+    assert starts[1] == tuple(c.grid[0] for c in ev.constants)
+    single = [cal.fit(ev, index, None, s) for s in starts]
+    point, score, sweeps, k = cal.fit_best(ev, index, starts)
+    assert score == min(r[1] for r in single) and (point, score, sweeps) == single[k]
+    assert k == min(j for j, r in enumerate(single) if r[1] == score)
+    # a start listed twice ties with itself: the earlier is kept
+    assert cal.fit_best(ev, index, [starts[1], starts[1]])[3] == 0
+    with pytest.raises(QsError, match="no start"):
+        cal.fit_best(ev, index, [])
+
+
+def test_main_fit_and_each_loso_fold_record_the_start_they_kept(report) -> None:
+    assert report["calibration"]["fit_start"] in cal.FIT_STARTS
+    assert set(report["loso_starts"]) == set(report["loso_constants"]) == {r["source_id"] for r in report["rows"]}
+    assert set(report["loso_starts"].values()) <= set(cal.FIT_STARTS)
 
 
 def test_fitted_constants_are_on_their_grids_within_their_intervals(report) -> None:

@@ -45,7 +45,8 @@ def validation_text(report: Mapping[str, Any]) -> str:
     """The human-readable summary of :func:`qsmoe.evidence.calibration.validate`."""
     cal = report["calibration"]
     lines = [f"Calibrated on {len(cal['fit_rows'])} fit rows from {len(cal['fit_sources'])} sources "
-             f"(judged on {len(cal['judge_sources'])} other sources); 90% bootstrap intervals over sources:"]
+             f"(judged on {len(cal['judge_sources'])} other sources), kept from the search started at the {cal['fit_start']} values; "
+             "90% bootstrap intervals over sources:"]
     for name, c in report["constants"].items():
         lines.append(f"  {name:<20} {_show(c, 'fitted'):>9}  [{_show(c, 'low')}, {_show(c, 'high')}]  datasheet {_show(c, 'datasheet')}")
     lines += ["", f"{'id':<4} {'split':<5} {'model':<16} {'hw':<13} {'G':>3} {'lay':<5} {'engine':<6} {'regime':<6} {'conc':>6} {'measured':>9} {'datash.':>9} {'calib.':>9} {'err':>6} {'LOSO':>6}"]

@@ -3,10 +3,13 @@
 Constants (:data:`CONSTANTS`): each a latency or a fraction of a datasheet peak, searched on
 a declared grid. Only those the parameter set has are fitted; every other value is the set's.
 
-Fit: deterministic coordinate search on the grids, from the datasheet values
-(``data/params/datasheet.yaml``, snapped to the grid): for each constant in turn, the grid value
+Fit: deterministic coordinate search on the grids: for each constant in turn, the grid value
 minimising the objective with the others held; sweeps repeat until a sweep changes nothing
-(at most :data:`MAX_SWEEPS`). Objective, lexicographic over the rows used (weights w_i):
+(at most :data:`MAX_SWEEPS`). Such a search stops at a local minimum that depends on its start,
+so the fit runs it from each of :data:`FIT_STARTS` (the datasheet values of
+``data/params/datasheet.yaml`` snapped to the grid, and every grid's lowest value) and keeps the
+point with the lower objective on the rows it fits (:func:`fit_best`; a tie keeps the earlier
+start). Objective, lexicographic over the rows used (weights w_i):
 
     (sum of w over rows without a prediction,  weighted median |ln(pred_i / meas_i)|,  weighted mean of the same)
 
@@ -15,10 +18,11 @@ rounded to 1e-12 so float noise cannot decide a tie; ties keep the earlier point
 * fit / judge: the main fit reads only rows with split == 'fit' (the README's rule by source);
   the judge rows are never predicted while fitting.
 * leave one source out (LOSO): for each source, fit on every row of the other sources (both
-  splits) and predict the left-out source's rows with those constants.
+  splits; the same :func:`fit_best` over :data:`FIT_STARTS`) and predict the left-out source's
+  rows with those constants.
 * bootstrap: :data:`BOOTSTRAP_RESAMPLES` resamples of the fit sources with replacement (seed
-  :data:`BOOTSTRAP_SEED`; a drawn source's rows weigh by its multiplicity), each refitted from
-  the point estimate; the interval is the 5th to 95th percentile of the refits. The refits are
+  :data:`BOOTSTRAP_SEED`; a drawn source's rows weigh by its multiplicity), each refitted by one
+  coordinate search from the point estimate; the interval is the 5th to 95th percentile of the refits. The refits are
   committed in data/params/bootstrap.csv (:func:`write_params`), which the headline band reads.
 * prediction band: the 5th, 50th and 95th percentiles of the judge rows' ln(pred / meas)
   under the fitted constants (:func:`prediction_band`); a measurement of a setup like these
@@ -211,6 +215,29 @@ def grid_start(constants: Sequence[Constant], where: str, datasheet: Mapping[str
     return tuple(float(pick[where](c.grid)) for c in constants)
 
 
+#: The starts of every fit (the main fit and each LOSO fold): the datasheet values and each
+#: grid's lowest value. When they were chosen (131 rows, 18 sources), the searches from the
+#: other :data:`STARTS` (highest, middle; ``qsmoe validate --starts``) stopped lower than both
+#: of these neither on the fit rows nor on any LOSO fold's rows, and each start costs one
+#: coordinate search per fit.
+FIT_STARTS = ("datasheet", "lowest")
+
+
+def fit_best(ev: Evaluator, index: np.ndarray, starts: Sequence[tuple[float, ...]], weights: np.ndarray | None = None) -> tuple[tuple[float, ...], tuple[float, float, float], int, int]:
+    """:func:`fit` from each of ``starts`` over rows ``index``; returns (point, objective,
+    sweeps, k) of the lowest objective, k the index of its start (a tie keeps the earlier)."""
+    if not starts:
+        raise QsError("no start to fit from", field="starts")
+    results = [fit(ev, index, weights, s) for s in starts]
+    k = min(range(len(results)), key=lambda j: (results[j][1], j))
+    return (*results[k], k)
+
+
+def fit_starts(constants: Sequence[Constant], datasheet: Mapping[str, float]) -> list[tuple[float, ...]]:
+    """The start points of :data:`FIT_STARTS` (:func:`grid_start`)."""
+    return [grid_start(constants, where, datasheet) for where in FIT_STARTS]
+
+
 def _median_abs_error(logs: np.ndarray) -> float | None:
     """:func:`qsmoe.evidence.validation.group_stats`' median |pred / meas - 1| of ln(pred / meas)
     values (non-finite: not predicted)."""
@@ -268,19 +295,21 @@ def bootstrap(ev: Evaluator, fit_index: np.ndarray, point: tuple[float, ...], re
     return np.asarray(out, dtype=float).reshape(resamples, len(ev.constants))
 
 
-def leave_one_source_out(ev: Evaluator, start: tuple[float, ...]) -> dict[str, Any]:
-    """{log_errors (per row, NaN = no prediction), points {source: fitted constants}}: each
-    source predicted with constants fitted on every other source's rows."""
+def leave_one_source_out(ev: Evaluator, starts: Sequence[tuple[float, ...]]) -> dict[str, Any]:
+    """{log_errors (per row, NaN = no prediction), points {source: fitted constants}, starts
+    {source: index of the start kept}}: each source predicted with constants fitted
+    (:func:`fit_best` from ``starts``) on every other source's rows."""
     n = len(ev.rows)
     logs = np.full(n, np.nan)
     points: dict[str, dict[str, float]] = {}
+    kept: dict[str, int] = {}
     for source in sorted({r.source_id for r in ev.rows}):
         held = np.array([i for i in range(n) if ev.rows[i].source_id == source], dtype=int)
         rest = np.array([i for i in range(n) if ev.rows[i].source_id != source], dtype=int)
-        point = fit(ev, rest, None, start)[0]
+        point, _, _, kept[source] = fit_best(ev, rest, starts)
         points[source] = {c.name: v for c, v in zip(ev.constants, point)}
         logs[held] = ev.log_errors(point, held)
-    return {"log_errors": logs, "points": points}
+    return {"log_errors": logs, "points": points, "starts": kept}
 
 
 def prediction_band(logs: Sequence[float | None], quantiles: Sequence[float] = BAND_QUANTILES) -> dict[str, Any]:
@@ -303,15 +332,16 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
     """Fit the active constants on the fit rows, bootstrap them, and run LOSO over all rows.
 
     Returns {constants: {name: {fitted, datasheet, low, high, unit, meaning, grid}}, objective,
-    sweeps, fit_rows, fit_sources, judge_sources, unpredicted_fit_rows, points_evaluated,
-    loso ({log_errors, points} or None), bootstrap {resamples, seed, unit}}."""
+    sweeps, fit_start (the one of :data:`FIT_STARTS` kept), fit_rows, fit_sources, judge_sources,
+    unpredicted_fit_rows, points_evaluated, loso ({log_errors, points, starts} or None),
+    bootstrap {resamples, seed, unit}}."""
     ev = _evaluator(rows, values, prefill_stalls)
     constants, datasheet = ev.constants, datasheet_values()
     fit_index = np.array([i for i, r in enumerate(ev.rows) if r.split == "fit"], dtype=int)
     if fit_index.size == 0:
         raise QsError("no rows with split == fit to calibrate on", field="split")
-    start = start_point(constants, datasheet)
-    point, score, sweeps = fit(ev, fit_index, None, start)
+    starts = fit_starts(constants, datasheet)
+    point, score, sweeps, kept = fit_best(ev, fit_index, starts)
     boot = bootstrap(ev, fit_index, point, resamples) if resamples else np.empty((0, len(constants)))
     fit_logs = ev.log_errors(point, fit_index)
     out_constants = {}
@@ -326,7 +356,8 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
         "fit_sources": sorted({ev.rows[i].source_id for i in fit_index}),
         "judge_sources": sorted({r.source_id for r in ev.rows if r.split == "judge"}),
         "unpredicted_fit_rows": [ev.rows[i].id for i, x in zip(fit_index, fit_logs) if not math.isfinite(x)],
-        "loso": leave_one_source_out(ev, start) if loso else None,
+        "fit_start": FIT_STARTS[kept],
+        "loso": leave_one_source_out(ev, starts) if loso else None,
         "bootstrap": {"resamples": int(resamples), "seed": BOOTSTRAP_SEED, "unit": "source", "interval": [0.05, 0.95],
                       "points": [{c.name: float(row[k]) for k, c in enumerate(constants)} for row in boot]},
         "points_evaluated": ev.points_evaluated,
@@ -373,8 +404,9 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
     }
     return {
         "constants": cal["constants"],
-        "calibration": {k: cal[k] for k in ("objective", "sweeps", "fit_rows", "fit_sources", "judge_sources", "unpredicted_fit_rows", "bootstrap", "points_evaluated")},
+        "calibration": {k: cal[k] for k in ("objective", "sweeps", "fit_start", "fit_rows", "fit_sources", "judge_sources", "unpredicted_fit_rows", "bootstrap", "points_evaluated")},
         "loso_constants": cal["loso"]["points"],
+        "loso_starts": {source: FIT_STARTS[k] for source, k in cal["loso"]["starts"].items()},
         "fixed": {k: values[k] for k in ("link_efficiency", "reserve_fraction", "include_comm", "routing_skew") if k in values and k not in fitted},
         "prefill_stalls": prefill_stalls,
         "rows": records,
@@ -432,6 +464,6 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 
 __all__ = [
     "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator",
-    "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_from_starts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
+    "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_best", "fit_from_starts", "fit_starts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
     "objective", "prediction_band", "start_point", "weighted_median", "write_params",
 ]
