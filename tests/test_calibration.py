@@ -192,6 +192,32 @@ def test_report_shapes(report) -> None:
     assert len(rv.constants_table(report)) == len(report["constants"])
 
 
+def test_loso_table_has_one_row_per_fold_with_its_left_out_rows(report) -> None:
+    table = rv.loso_table(report)
+    by_source = {t["source left out"]: t for t in table}
+    assert set(by_source) == set(report["loso_constants"])
+    for source, t in by_source.items():
+        errs = [abs(r["loso_error"]) for r in report["rows"] if r["source_id"] == source and r["loso_error"] is not None]
+        assert t["rows"] == sum(r["source_id"] == source for r in report["rows"])
+        assert t["start kept"] == report["loso_starts"][source]
+        assert t["median |error|"] == rv.pct(float(np.median(errs)))
+        assert set(report["constants"]) <= set(t)
+
+
+def test_loso_grid_edges_count_the_folds_at_either_end_of_each_grid(report) -> None:
+    edges = rv.loso_grid_edges(report)
+    assert set(edges) == set(report["constants"])
+    for name, n in edges.items():
+        grid = report["constants"][name]["grid"]
+        assert n == sum(p[name] in (grid[0], grid[-1]) for p in report["loso_constants"].values())
+        assert 0 <= n <= len(report["loso_constants"])
+
+
+def test_measured_values_show_which_side_of_a_whole_percent_target_they_are() -> None:
+    assert rv.measured_pct(0.1951) == "19.5 %" and rv.pct(0.1951) == "20 %"
+    assert rv.measured_pct(None) == "no rows"
+
+
 def test_bootstrap_file_holds_the_calibrations_resamples(report) -> None:
     from qsmoe.scenario.bootstrap import load_bootstrap
 

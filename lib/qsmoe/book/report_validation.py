@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from qsmoe.evidence.calibration import TARGETS, fit_from_starts, validate
 from qsmoe.evidence.measurements import load_measurements
-from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
+from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS, group_stats
 
 Record = Mapping[str, Any]
 
@@ -101,14 +101,47 @@ def constants_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     } for name, c in report["constants"].items()]
 
 
+def loso_grid_edges(report: Mapping[str, Any]) -> dict[str, int]:
+    """{constant: number of leave-one-source-out folds whose fitted value is the lowest or the
+    highest value of its grid}."""
+    consts = report["constants"]
+    return {name: sum(point[name] in (c["grid"][0], c["grid"][-1]) for point in report["loso_constants"].values())
+            for name, c in consts.items()}
+
+
+def measured_pct(value: float | None) -> str:
+    """A measured value set against a target, as a percentage to one decimal (so that a value
+    just inside or outside a whole-percent target does not read as equal to it)."""
+    return "no rows" if value is None else f"{value * 100:.1f} %"
+
+
 def targets_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each target of issue 9 with the measured value and whether it is met."""
     return [{
         "criterion": TARGET_LABELS[k],
         "target": f"<= {TARGETS[k] * 100:.0f} %",
-        "measured": pct(t["measured"]),
+        "measured": measured_pct(t["measured"]),
         "met": "yes" if t["met"] else "no",
     } for k, t in report["targets"].items()]
+
+
+def loso_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per leave-one-source-out fold: the source left out, its rows, the start whose
+    search the fold kept, the median |error| of the left-out rows and the constants fitted
+    without them (units as :func:`constants_table`)."""
+    consts = report["constants"]
+    out = []
+    for source, point in report["loso_constants"].items():
+        errs = [r["loso_error"] for r in report["rows"] if r["source_id"] == source]
+        med = group_stats(errs)["median_abs_error"]
+        out.append({
+            "source left out": source,
+            "rows": len(errs),
+            "start kept": report["loso_starts"][source],
+            "median |error|": "no prediction" if med is None else pct(med),
+            **{name: _value(consts[name], v) for name, v in point.items()},
+        })
+    return out
 
 
 def reason(r: Record) -> str:
@@ -182,6 +215,6 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "constants_table", "n_unpredicted", "pct", "reason", "regime_table",
+    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "measured_pct", "n_unpredicted", "pct", "reason", "regime_table",
     "row_table", "run", "scatter_points", "starts", "starts_table", "targets_table", "worst_rows",
 ]
