@@ -47,11 +47,13 @@ def starts_table(results: list[Mapping[str, Any]], report: Mapping[str, Any]) ->
     } for r in results]
 
 
-def pct(value: float | None, signed: bool = False) -> str:
-    """A fraction as a percentage ('no rows' / 'no prediction' for None)."""
+def pct(value: float | None, signed: bool = False, decimals: int = 0) -> str:
+    """A fraction as a percentage to ``decimals`` places ('no rows' / 'no prediction' for None).
+    A measured value set against a whole-percent target takes one decimal, so that a value just
+    inside or outside the target does not read as equal to it."""
     if value is None:
         return "no prediction" if signed else "no rows"
-    return f"{value * 100:+.0f} %" if signed else f"{value * 100:.0f} %"
+    return f"{value * 100:{'+' if signed else ''}.{decimals}f} %"
 
 
 def _cell(stats: Mapping[str, Any]) -> str:
@@ -109,18 +111,12 @@ def loso_grid_edges(report: Mapping[str, Any]) -> dict[str, int]:
             for name, c in consts.items()}
 
 
-def measured_pct(value: float | None) -> str:
-    """A measured value set against a target, as a percentage to one decimal (so that a value
-    just inside or outside a whole-percent target does not read as equal to it)."""
-    return "no rows" if value is None else f"{value * 100:.1f} %"
-
-
 def targets_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each target of issue 9 with the measured value and whether it is met."""
     return [{
         "criterion": TARGET_LABELS[k],
         "target": f"<= {TARGETS[k] * 100:.0f} %",
-        "measured": measured_pct(t["measured"]),
+        "measured": pct(t["measured"], decimals=1),
         "met": "yes" if t["met"] else "no",
     } for k, t in report["targets"].items()]
 
@@ -215,6 +211,6 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "measured_pct", "n_unpredicted", "pct", "reason", "regime_table",
+    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "reason", "regime_table",
     "row_table", "run", "scatter_points", "starts", "starts_table", "targets_table", "worst_rows",
 ]
