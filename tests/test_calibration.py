@@ -245,6 +245,31 @@ def test_fit_from_starts_begins_with_the_fit_itself(report, values, rows) -> Non
     assert own["judge_moe_median_abs_error"] == pytest.approx(report["targets"]["judge_moe"]["measured"], rel=1e-12)
 
 
+def test_evaluator_reuses_a_rows_prediction_across_the_other_vendors_fractions(values, rows, monkeypatch) -> None:
+    assert cal.foreign_keys("nvidia") == {"mem_efficiency_amd", "compute_efficiency_amd"}
+    few = _one_source_per_split_and_regime(rows)
+    assert {r.vendor for r in few} == {"nvidia", "amd"}
+    consts = cal.active_constants(values)
+    ev = cal.Evaluator(few, values, consts)
+    index = np.arange(len(few))
+    predicted: list[str] = []
+    real = cal.log_errors
+
+    def counting(rs, v, **kw):
+        predicted.extend(r.id for r in rs)
+        return real(rs, v, **kw)
+
+    monkeypatch.setattr(cal, "log_errors", counting)
+    for point in cal.random_starts(consts, 3, seed=5):
+        direct = real(few, ev.point_values(point), prefill_stalls=True)
+        np.testing.assert_array_equal(ev.log_errors(point, index), direct)
+        predicted.clear()
+        k = next(j for j, c in enumerate(consts) if c.name == "mem_efficiency_amd")
+        other = point[:k] + (next(g for g in consts[k].grid if g != point[k]),) + point[k + 1:]
+        np.testing.assert_array_equal(ev.log_errors(other, index), real(few, ev.point_values(other), prefill_stalls=True))
+        assert sorted(predicted) == sorted(r.id for r in few if r.vendor == "amd")
+
+
 def test_grid_starts_by_hand() -> None:
     consts = (cal.Constant("a", "", "", (0.1, 0.2, 0.3, 0.4)), cal.Constant("b", "", "s", (1.0, 2.0, 3.0)))
     assert cal.grid_start(consts, "lowest", {}) == (0.1, 1.0)

@@ -43,6 +43,7 @@ from qsmoe.errors import QsError
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import GROUPS, group_stats, log_errors, predict_rows, summarize_errors, suspects
+from qsmoe.physics.deployment import VENDOR_FRACTIONS, VENDORS
 from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, bootstrap_text
 
 DEFAULT_PATH = DATA_DIR / "params" / "default.yaml"
@@ -110,31 +111,44 @@ def datasheet_values(path: Any = None) -> dict[str, float]:
     return {c.name: float(vals[c.name]) for c in CONSTANTS if c.name in vals}
 
 
+def foreign_keys(vendor: str) -> frozenset[str]:
+    """The achieved fractions of the other vendors (``<fraction>_<vendor>`` keys), which a row on
+    an accelerator of ``vendor`` never reads (``qsmoe.scenario.compare.vendor_fractions``)."""
+    return frozenset(f"{f}_{v}" for f in VENDOR_FRACTIONS for v in VENDORS if v != vendor)
+
+
 class Evaluator:
-    """Log errors of ``rows`` at points of the constants' grids, computed once per (point, row)
-    and only for the rows asked for."""
+    """Log errors of ``rows`` at points of the constants' grids, computed once per row and
+    distinct values of the constants that row reads (a row never reads the other vendors'
+    fractions, :func:`foreign_keys`), and only for the rows asked for."""
 
     def __init__(self, rows: Sequence[Measurement], values: Mapping[str, Any], constants: Sequence[Constant], *, prefill_stalls: bool = True) -> None:
         self.rows = list(rows)
         self.values = dict(values)
         self.constants = tuple(constants)
         self.prefill_stalls = prefill_stalls
-        self._memo: dict[tuple[float, ...], np.ndarray] = {}
+        self._reads = [tuple(k for k, c in enumerate(self.constants) if c.name not in foreign_keys(r.vendor)) for r in self.rows]
+        self._memo: list[dict[tuple[float, ...], float]] = [{} for _ in self.rows]
+        self._points: set[tuple[float, ...]] = set()
 
     def point_values(self, point: Sequence[float]) -> dict[str, Any]:
         return dict(self.values, **{c.name: float(v) for c, v in zip(self.constants, point)})
 
     def log_errors(self, point: tuple[float, ...], index: np.ndarray) -> np.ndarray:
         """ln(pred / meas) of rows ``index`` at ``point`` (NaN: no prediction)."""
-        cached = self._memo.setdefault(point, np.full(len(self.rows), np.inf))
-        todo = [i for i in index if cached[i] == np.inf]
+        self._points.add(point)
+        keys = {int(i): tuple(point[k] for k in self._reads[i]) for i in index}
+        todo = [i for i, key in keys.items() if key not in self._memo[i]]
         if todo:
-            cached[todo] = log_errors([self.rows[i] for i in todo], self.point_values(point), prefill_stalls=self.prefill_stalls)
-        return cached[index]
+            got = log_errors([self.rows[i] for i in todo], self.point_values(point), prefill_stalls=self.prefill_stalls)
+            for i, x in zip(todo, got):
+                self._memo[i][keys[i]] = float(x)
+        return np.array([self._memo[int(i)][keys[int(i)]] for i in index], dtype=float)
 
     @property
     def points_evaluated(self) -> int:
-        return len(self._memo)
+        """Distinct points of the grids asked for."""
+        return len(self._points)
 
 
 def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
@@ -463,7 +477,7 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 
 
 __all__ = [
-    "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator",
+    "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator", "foreign_keys",
     "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_best", "fit_from_starts", "fit_starts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
     "objective", "prediction_band", "start_point", "weighted_median", "write_params",
 ]

@@ -80,8 +80,13 @@ def _aliases(f: Fields) -> list[str]:
 
 
 def available_hardware() -> list[str]:
-    """Ids of the accelerators shipped in data/hardware/, sorted."""
-    return sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
+    """Ids of the accelerators shipped in data/hardware/, sorted (the folder is read once per process)."""
+    return list(_shipped_ids())
+
+
+@lru_cache(maxsize=1)
+def _shipped_ids() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml")))
 
 
 @lru_cache(maxsize=1)
