@@ -270,6 +270,15 @@ def test_evaluator_reuses_a_rows_prediction_across_the_other_vendors_fractions(v
         assert sorted(predicted) == sorted(r.id for r in few if r.vendor == "amd")
 
 
+def test_validate_with_starts_reports_the_restarts_of_fit_from_starts(report, values, rows) -> None:
+    assert report["restarts"] is None
+    few = _one_source_per_split_and_regime(rows)
+    with_starts = cal.validate(values, few, resamples=0, starts=cal.STARTS)
+    assert with_starts["restarts"] == cal.fit_from_starts(few, values)
+    without = cal.validate(values, few, resamples=0)
+    assert {k: v for k, v in with_starts.items() if k != "restarts"} == {k: v for k, v in without.items() if k != "restarts"}
+
+
 def test_grid_starts_by_hand() -> None:
     consts = (cal.Constant("a", "", "", (0.1, 0.2, 0.3, 0.4)), cal.Constant("b", "", "s", (1.0, 2.0, 3.0)))
     assert cal.grid_start(consts, "lowest", {}) == (0.1, 1.0)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from qsmoe.evidence.calibration import TARGETS, fit_from_starts, validate
-from qsmoe.evidence.measurements import load_measurements
+from qsmoe.evidence.calibration import STARTS, TARGETS, validate
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS, group_stats
 
 Record = Mapping[str, Any]
@@ -25,13 +24,10 @@ TARGET_LABELS = {
 
 
 def run(values: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`qsmoe.evidence.calibration.validate` under ``values`` (the book's measurements)."""
-    return validate(dict(values))
-
-
-def starts(values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """:func:`qsmoe.evidence.calibration.fit_from_starts` under ``values`` (the book's measurements)."""
-    return fit_from_starts(load_measurements(), dict(values))
+    """:func:`qsmoe.evidence.calibration.validate` under ``values`` (the book's measurements),
+    with the fit restarted from every one of :data:`qsmoe.evidence.calibration.STARTS`
+    (``restarts``)."""
+    return validate(dict(values), starts=STARTS)
 
 
 def starts_table(results: list[Mapping[str, Any]], report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -212,5 +208,5 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 __all__ = [
     "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "reason", "regime_table",
-    "row_table", "run", "scatter_points", "starts", "starts_table", "targets_table", "worst_rows",
+    "row_table", "run", "scatter_points", "starts_table", "targets_table", "worst_rows",
 ]

@@ -274,7 +274,11 @@ def fit_from_starts(rows: Sequence[Measurement], values: Mapping[str, Any], *, p
     value}, fit_median_abs_log_error (the objective's median), sweeps, judge_median_abs_error,
     judge_moe_median_abs_error} (median |pred / meas - 1| over the judge rows at that point, as
     :func:`validate` reports it)."""
-    ev = _evaluator(rows, values, prefill_stalls)
+    return restarts(_evaluator(rows, values, prefill_stalls), starts, n_random, seed)
+
+
+def restarts(ev: Evaluator, starts: Sequence[str] = STARTS, n_random: int = 0, seed: int = RANDOM_START_SEED) -> list[dict[str, Any]]:
+    """:func:`fit_from_starts` on the evaluator ``ev`` (whose cached predictions it reuses)."""
     constants, datasheet = ev.constants, datasheet_values()
     split = {s: np.array([i for i, r in enumerate(ev.rows) if r.split == s], dtype=int) for s in ("fit", "judge")}
     moe_judge = np.array([i for i in split["judge"] if ev.rows[i].moe], dtype=int)
@@ -342,26 +346,30 @@ def measured_range(predicted: float, band: Mapping[str, Any]) -> tuple[float, fl
     return predicted * math.exp(-hi_q), predicted * math.exp(-lo_q)
 
 
-def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True, resamples: int = BOOTSTRAP_RESAMPLES, loso: bool = True) -> dict[str, Any]:
+def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True, resamples: int = BOOTSTRAP_RESAMPLES, loso: bool = True,
+              starts: Sequence[str] = ()) -> dict[str, Any]:
     """Fit the active constants on the fit rows, bootstrap them, and run LOSO over all rows.
 
     Returns {constants: {name: {fitted, datasheet, low, high, unit, meaning, grid}}, objective,
     sweeps, fit_start (the one of :data:`FIT_STARTS` kept), fit_rows, fit_sources, judge_sources,
-    unpredicted_fit_rows, points_evaluated, loso ({log_errors, points, starts} or None),
-    bootstrap {resamples, seed, unit}}."""
+    unpredicted_fit_rows, points_evaluated (by the fit, bootstrap and LOSO), loso ({log_errors,
+    points, starts} or None), bootstrap {resamples, seed, unit}, restarts (:func:`restarts` from
+    ``starts``, run last so that the searches already run are not repeated; None without
+    ``starts``)}."""
     ev = _evaluator(rows, values, prefill_stalls)
     constants, datasheet = ev.constants, datasheet_values()
     fit_index = np.array([i for i, r in enumerate(ev.rows) if r.split == "fit"], dtype=int)
     if fit_index.size == 0:
         raise QsError("no rows with split == fit to calibrate on", field="split")
-    starts = fit_starts(constants, datasheet)
-    point, score, sweeps, kept = fit_best(ev, fit_index, starts)
+    starts_at = fit_starts(constants, datasheet)
+    point, score, sweeps, kept = fit_best(ev, fit_index, starts_at)
     boot = bootstrap(ev, fit_index, point, resamples) if resamples else np.empty((0, len(constants)))
     fit_logs = ev.log_errors(point, fit_index)
     out_constants = {}
     for k, c in enumerate(constants):
         lo, hi = (float(np.quantile(boot[:, k], 0.05)), float(np.quantile(boot[:, k], 0.95))) if len(boot) else (None, None)
         out_constants[c.name] = {"fitted": point[k], "datasheet": datasheet[c.name], "low": lo, "high": hi, "unit": c.unit, "meaning": c.meaning, "grid": list(c.grid)}
+    folds = leave_one_source_out(ev, starts_at) if loso else None
     return {
         "constants": out_constants,
         "objective": {"unpredicted_weight": score[0], "median_abs_log_error": score[1], "mean_abs_log_error": score[2]},
@@ -371,41 +379,48 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
         "judge_sources": sorted({r.source_id for r in ev.rows if r.split == "judge"}),
         "unpredicted_fit_rows": [ev.rows[i].id for i, x in zip(fit_index, fit_logs) if not math.isfinite(x)],
         "fit_start": FIT_STARTS[kept],
-        "loso": leave_one_source_out(ev, starts) if loso else None,
+        "loso": folds,
         "bootstrap": {"resamples": int(resamples), "seed": BOOTSTRAP_SEED, "unit": "source", "interval": [0.05, 0.95],
                       "points": [{c.name: float(row[k]) for k, c in enumerate(constants)} for row in boot]},
         "points_evaluated": ev.points_evaluated,
+        "restarts": restarts(ev, starts) if starts else None,
     }
 
 
-def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement] | None = None, *, prefill_stalls: bool = True, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
+def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement] | None = None, *, prefill_stalls: bool = True, resamples: int = BOOTSTRAP_RESAMPLES,
+             loso: bool = True, starts: Sequence[str] = ()) -> dict[str, Any]:
     """The validation report (JSON-ready, deterministic): fitted constants with bootstrap
     intervals, every row predicted with the datasheet constants and the fitted ones (fields
     suffixed _datasheet and _calibrated) and by LOSO (loso_error), summaries by split and
-    regime, the prediction band, and the targets."""
+    regime, the prediction band, and the targets. ``loso=False`` skips the LOSO refits (most
+    of the run time): every loso_error is then None, the LOSO summary and band are None,
+    loso_constants and loso_starts are empty. ``starts`` (names of :data:`STARTS`) adds
+    ``restarts``, :func:`fit_from_starts` from them on the same cached predictions (None
+    without)."""
     from qsmoe.scenario.params import resolve
 
     values = dict(resolve().values if values is None else values)
     rows = load_measurements() if rows is None else list(rows)
-    cal = calibrate(rows, values, prefill_stalls=prefill_stalls, resamples=resamples)
+    cal = calibrate(rows, values, prefill_stalls=prefill_stalls, resamples=resamples, loso=loso, starts=starts)
+    folds = cal["loso"] or {"log_errors": np.full(len(rows), np.nan), "points": {}, "starts": {}}
     fitted = {k: c["fitted"] for k, c in cal["constants"].items()}
     ideal = {k: c["datasheet"] for k, c in cal["constants"].items()}
     runs = {name: predict_rows(rows, dict(values, **consts), prefill_stalls=prefill_stalls) for name, consts in (("datasheet", ideal), ("calibrated", fitted))}
-    loso = cal["loso"]["log_errors"]
+    loso_logs = folds["log_errors"]
     records = []
     for i, (d, c) in enumerate(zip(runs["datasheet"], runs["calibrated"])):
         rec = {k: v for k, v in c.items() if k not in PER_RUN}
         for k in PER_RUN:
             rec[f"{k}_datasheet"], rec[f"{k}_calibrated"] = d[k], c[k]
-        ok = math.isfinite(loso[i])
-        rec["loso_log_error"] = float(loso[i]) if ok else None
-        rec["loso_error"] = math.expm1(loso[i]) if ok else None
+        ok = math.isfinite(loso_logs[i])
+        rec["loso_log_error"] = float(loso_logs[i]) if ok else None
+        rec["loso_error"] = math.expm1(loso_logs[i]) if ok else None
         rec["suspects"] = suspects(dict(rec, note=c["note"]))
         records.append(rec)
     summary = {
         "datasheet": summarize_errors(records, "error_datasheet"),
         "calibrated": summarize_errors(records, "error_calibrated"),
-        "loso": summarize_errors(records, "loso_error", splits=("all",)),
+        "loso": summarize_errors(records, "loso_error", splits=("all",)) if loso else None,
     }
     judge = summary["calibrated"]["judge"]
     regimes = {g: judge[g]["median_abs_error"] for g in GROUPS if g != "all" and judge[g]["median_abs_error"] is not None}
@@ -414,20 +429,21 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
         "judge_all": judge["all"]["median_abs_error"],
         "judge_moe": judge["moe"]["median_abs_error"],
         "judge_worst_regime": regimes[worst] if worst else None,
-        "loso_all": summary["loso"]["all"]["all"]["median_abs_error"],
+        "loso_all": summary["loso"]["all"]["all"]["median_abs_error"] if loso else None,
     }
     return {
         "constants": cal["constants"],
         "calibration": {k: cal[k] for k in ("objective", "sweeps", "fit_start", "fit_rows", "fit_sources", "judge_sources", "unpredicted_fit_rows", "bootstrap", "points_evaluated")},
-        "loso_constants": cal["loso"]["points"],
-        "loso_starts": {source: FIT_STARTS[k] for source, k in cal["loso"]["starts"].items()},
+        "loso_constants": folds["points"],
+        "loso_starts": {source: FIT_STARTS[k] for source, k in folds["starts"].items()},
+        "restarts": cal["restarts"],
         "fixed": {k: values[k] for k in ("link_efficiency", "reserve_fraction", "include_comm", "routing_skew") if k in values and k not in fitted},
         "prefill_stalls": prefill_stalls,
         "rows": records,
         "summary": summary,
         "band": {
             "judge": prediction_band([r["log_error_calibrated"] for r in records if r["split"] == "judge"]),
-            "loso": prediction_band([r["loso_log_error"] for r in records]),
+            "loso": prediction_band([r["loso_log_error"] for r in records]) if loso else None,
         },
         "targets": {k: {"target": TARGETS[k], "measured": v, "met": v is not None and v <= TARGETS[k]} for k, v in measured.items()},
         "worst_regime": worst,
@@ -478,6 +494,6 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 
 __all__ = [
     "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator", "foreign_keys",
-    "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_best", "fit_from_starts", "fit_starts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
+    "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_best", "fit_from_starts", "fit_starts", "restarts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
     "objective", "prediction_band", "start_point", "weighted_median", "write_params",
 ]
