@@ -10,7 +10,10 @@ import math
 from typing import Any, Mapping
 
 from qsmoe.evidence.calibration import STARTS, TARGETS, validate
+from qsmoe.evidence.doubts import Doubt, apply_doubts, load_doubts
+from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS, group_stats
+from qsmoe.scenario.headline import ratio_band
 
 Record = Mapping[str, Any]
 
@@ -28,6 +31,39 @@ def run(values: Mapping[str, Any]) -> dict[str, Any]:
     with the fit restarted from every one of :data:`qsmoe.evidence.calibration.STARTS`
     (``restarts``)."""
     return validate(dict(values), starts=STARTS)
+
+
+def second_reading(values: Mapping[str, Any]) -> tuple[list[Doubt], dict[str, Any]]:
+    """The doubts of data/measured/doubts.csv and :func:`qsmoe.evidence.calibration.validate`
+    under ``values`` on the table with every doubted field at its alternative (no bootstrap, no
+    LOSO: the fit and the judge only)."""
+    rows = load_measurements()
+    doubts = load_doubts(rows)
+    return doubts, validate(dict(values), apply_doubts(rows, doubts), resamples=0, loso=False)
+
+
+def readings_table(values: Mapping[str, Any], readings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per reading of the table ({name: validate report}): the fit median
+    |ln(pred / meas)|, the judge medians (all, MoE, worst regime), the constants fitted, and the
+    headline dense/MoE ratio under ``values`` with those constants
+    (:func:`qsmoe.scenario.headline.ratio_band`)."""
+    out = []
+    names = list(next(iter(readings.values()))["constants"]) if readings else []
+    for name, rep in readings.items():
+        consts = rep["constants"]
+        fitted = {k: consts[k]["fitted"] for k in names}
+        t = rep["targets"]
+        ratio = ratio_band(dict(values, **fitted))["ratio"]
+        out.append({
+            "reading": name,
+            "fit median |ln|": f"{rep['calibration']['objective']['median_abs_log_error']:.3f}",
+            "judge median": pct(t["judge_all"]["measured"], decimals=1),
+            "MoE judge median": pct(t["judge_moe"]["measured"], decimals=1),
+            "worst regime": "none" if rep["worst_regime"] is None else f"{GROUPS[rep['worst_regime']][0]}: {pct(t['judge_worst_regime']['measured'], decimals=1)}",
+            **{k: _value(consts[k], v) for k, v in fitted.items()},
+            "headline ratio": "infeasible" if ratio is None else f"{ratio:.2f}x",
+        })
+    return out
 
 
 def starts_table(results: list[Mapping[str, Any]], report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -207,6 +243,6 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "reason", "regime_table",
-    "row_table", "run", "scatter_points", "starts_table", "targets_table", "worst_rows",
+    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table",
+    "row_table", "run", "scatter_points", "second_reading", "starts_table", "targets_table", "worst_rows",
 ]

@@ -9,6 +9,7 @@ from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.errors import QsError
 from qsmoe.evidence.calibration import fit_from_starts, validate, write_params
+from qsmoe.evidence.doubts import DOUBTS_PATH, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
@@ -86,6 +87,10 @@ def starts_text(results: list[Mapping[str, Any]]) -> str:
 def _cmd_validate(args: argparse.Namespace) -> int:
     values = parameter_values(args)
     rows = load_measurements(args.measurements)
+    if args.doubts is not None:
+        if args.write_params:
+            raise QsError("--doubts writes nothing; run --write-params on the recorded table", field="--write-params")
+        rows = apply_doubts(rows, load_doubts(rows, args.doubts))
     if args.random_starts is not None and not args.starts:
         raise QsError("--random-starts needs --starts", field="--random-starts")
     if (args.random_starts or 0) > MAX_RANDOM_STARTS:
@@ -142,6 +147,8 @@ def add_validation_parsers(subparsers: Any) -> None:
     p.add_argument("--measurements", metavar="CSV", help="measurement table (default data/measured/measurements.csv)")
     p.add_argument("--no-prefill-stalls", action="store_true", help="predict serving-benchmark ITL/TPOT rows as pure decode steps")
     p.add_argument("--write-params", action="store_true", help="write the fitted constants into data/params/default.yaml and regenerate data/params/datasheet.yaml")
+    p.add_argument("--doubts", nargs="?", const=str(DOUBTS_PATH), metavar="CSV",
+                   help="the second reading: every doubted field of the table (data/measured/doubts.csv, or CSV) set to its alternative before fitting and judging")
     p.add_argument("--starts", action="store_true", help="only restart the fit from the datasheet values and from each grid's lowest, highest and middle value, and report where each stops")
     p.add_argument("--random-starts", type=positive_int, metavar="N", help=f"with --starts: also restart from N <= {MAX_RANDOM_STARTS} points drawn from the grids (fixed seed; about 10 s each)")
     p.add_argument("--json", action="store_true")
