@@ -2,7 +2,6 @@
 writing), qsmoe.evidence.validation's summaries and qsmoe.book.report_validation."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 
@@ -18,6 +17,8 @@ from qsmoe.evidence import validation as val
 from qsmoe.scenario.params import load_params, resolve
 from qsmoe.specs.fileio import load_mapping
 
+from measuredkit import one_source_per_split_and_regime, small_table
+
 
 @pytest.fixture(scope="module")
 def values() -> dict:
@@ -32,15 +33,6 @@ def rows() -> list[ms.Measurement]:
 @pytest.fixture(scope="module")
 def report(values, rows) -> dict:
     return cal.validate(values, rows)
-
-
-def _one_source_per_split_and_regime(rows: list[ms.Measurement]) -> list[ms.Measurement]:
-    """The rows of the smallest source of each (split, regime): fit and judge, decode and e2e."""
-    sizes: dict[tuple[str, str, str], int] = {}
-    for r in rows:
-        sizes[(r.split, r.regime, r.source_id)] = sizes.get((r.split, r.regime, r.source_id), 0) + 1
-    keep = {min((n, s) for (sp, rg, s), n in sizes.items() if (sp, rg) == key)[1] for key in {(sp, rg) for sp, rg, _ in sizes}}
-    return [r for r in rows if r.source_id in keep]
 
 
 def test_a_row_run_without_cuda_graphs_is_predicted_with_the_eager_launch_time(values, rows) -> None:
@@ -78,7 +70,7 @@ def test_perturbing_fit_rows_moves_the_fit(values, rows) -> None:
 
 
 def test_loso_excludes_the_held_out_source(values, rows) -> None:
-    few = _one_source_per_split_and_regime(rows)
+    few = one_source_per_split_and_regime(rows)
     source = sorted({r.source_id for r in few})[0]
     ev = cal.Evaluator(few, values, cal.active_constants(values))
     starts = cal.fit_starts(ev.constants, cal.datasheet_values())
@@ -94,7 +86,7 @@ def test_loso_excludes_the_held_out_source(values, rows) -> None:
 
 
 def test_fit_keeps_the_start_whose_search_stops_lowest(values, rows) -> None:
-    few = _one_source_per_split_and_regime(rows)
+    few = one_source_per_split_and_regime(rows)
     ev = cal.Evaluator(few, values, cal.active_constants(values))
     index = np.arange(len(few))
     starts = cal.fit_starts(ev.constants, cal.datasheet_values())
@@ -125,7 +117,7 @@ def test_fitted_constants_are_on_their_grids_within_their_intervals(report) -> N
 def test_validate_is_deterministic(values, rows) -> None:
     # Two runs of the whole pipeline (fit, bootstrap, LOSO, summaries) on a few sources; the full
     # run's reproducibility is checked against the committed fit (default.yaml, bootstrap.csv).
-    few = _one_source_per_split_and_regime(rows)
+    few = one_source_per_split_and_regime(rows)
     assert {(r.split, r.regime) for r in few} == {(r.split, r.regime) for r in rows}
     first, again = cal.validate(values, few), cal.validate(values, few)
     assert json.dumps(again, sort_keys=True, allow_nan=False) == json.dumps(first, sort_keys=True, allow_nan=False)
@@ -247,7 +239,7 @@ def test_fit_from_starts_begins_with_the_fit_itself(report, values, rows) -> Non
 
 def test_evaluator_reuses_a_rows_prediction_across_the_other_vendors_fractions(values, rows, monkeypatch) -> None:
     assert cal.foreign_keys("nvidia") == {"mem_efficiency_amd", "compute_efficiency_amd"}
-    few = _one_source_per_split_and_regime(rows)
+    few = one_source_per_split_and_regime(rows)
     assert {r.vendor for r in few} == {"nvidia", "amd"}
     consts = cal.active_constants(values)
     ev = cal.Evaluator(few, values, consts)
@@ -272,7 +264,7 @@ def test_evaluator_reuses_a_rows_prediction_across_the_other_vendors_fractions(v
 
 def test_validate_with_starts_reports_the_restarts_of_fit_from_starts(report, values, rows) -> None:
     assert report["restarts"] is None
-    few = _one_source_per_split_and_regime(rows)
+    few = one_source_per_split_and_regime(rows)
     with_starts = cal.validate(values, few, resamples=0, starts=cal.STARTS)
     assert with_starts["restarts"] == cal.fit_from_starts(few, values)
     without = cal.validate(values, few, resamples=0)
@@ -293,22 +285,8 @@ def test_grid_starts_by_hand() -> None:
     assert {p[0] for p in drawn} == set(consts[0].grid)
 
 
-def _small_table(tmp_path, rows):
-    """The measurement CSV cut to the rows of :func:`_one_source_per_split_and_regime`."""
-    sources = {r.source_id for r in _one_source_per_split_and_regime(rows)}
-    with open(ms.MEASUREMENTS_PATH, newline="", encoding="utf-8") as fh:
-        table = list(csv.DictReader(fh))
-    keep = [r for r in table if r["source_id"] in sources]
-    path = tmp_path / "small.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(keep)
-    return path
-
-
 def test_validate_starts_on_the_command_line(tmp_path, capsys, rows) -> None:
-    path = _small_table(tmp_path, rows)
+    path = small_table(tmp_path, rows)
     assert main(["validate", "--measurements", str(path), "--starts", "--random-starts", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)["starts"]
     assert [r["start"] for r in out] == [*cal.STARTS, "random-1", "random-2"]

@@ -2,7 +2,6 @@
 LOSO, ``qsmoe validate --doubts`` and the chapter's table of readings."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 
@@ -17,6 +16,8 @@ from qsmoe.evidence import measurements as ms
 from qsmoe.scenario.headline import ratio_band
 from qsmoe.scenario.params import resolve
 
+from measuredkit import one_source_per_split_and_regime, small_table
+
 HEADER = ",".join(dt.COLUMNS)
 
 
@@ -28,15 +29,6 @@ def rows() -> list[ms.Measurement]:
 @pytest.fixture(scope="module")
 def values() -> dict:
     return dict(resolve().values)
-
-
-def _few(rows: list[ms.Measurement]) -> list[ms.Measurement]:
-    """The rows of one fit and one judge source of each regime (the smallest)."""
-    sizes: dict[tuple[str, str, str], int] = {}
-    for r in rows:
-        sizes[(r.split, r.regime, r.source_id)] = sizes.get((r.split, r.regime, r.source_id), 0) + 1
-    keep = {min((n, s) for (sp, rg, s), n in sizes.items() if (sp, rg) == key)[1] for key in {(sp, rg) for sp, rg, _ in sizes}}
-    return [r for r in rows if r.source_id in keep]
 
 
 def _write(tmp_path, *lines: str):
@@ -85,7 +77,7 @@ def test_a_doubt_file_without_its_columns_or_doubting_twice_is_refused(tmp_path,
 
 
 def test_validate_without_loso_is_the_same_fit_with_no_loso_numbers(values, rows) -> None:
-    few = _few(rows)
+    few = one_source_per_split_and_regime(rows)
     full, fast = cal.validate(values, few, resamples=0), cal.validate(values, few, resamples=0, loso=False)
     assert {k: c["fitted"] for k, c in fast["constants"].items()} == {k: c["fitted"] for k, c in full["constants"].items()}
     assert [r["error_calibrated"] for r in fast["rows"]] == [r["error_calibrated"] for r in full["rows"]]
@@ -99,7 +91,7 @@ def test_validate_without_loso_is_the_same_fit_with_no_loso_numbers(values, rows
 
 
 def test_readings_table_reports_each_reading_and_its_headline_ratio(values, rows) -> None:
-    few = _few(rows)
+    few = one_source_per_split_and_regime(rows)
     one = next(r for r in few if r.kv_dtype == "bf16")
     recorded = cal.validate(values, few, resamples=0, loso=False)
     doubt = dt.Doubt(one.id, "kv_dtype", "bf16", "fp8", "test")
@@ -116,14 +108,8 @@ def test_readings_table_reports_each_reading_and_its_headline_ratio(values, rows
 
 
 def test_validate_doubts_on_the_command_line(tmp_path, capsys, rows, values) -> None:
-    few = _few(rows)
-    with open(ms.MEASUREMENTS_PATH, newline="", encoding="utf-8") as fh:
-        table = [r for r in csv.DictReader(fh) if r["id"] in {r.id for r in few}]
-    path = tmp_path / "small.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    few = one_source_per_split_and_regime(rows)
+    path = small_table(tmp_path, rows)
     one = next(r for r in few if r.kv_dtype == "bf16")
     doubts = _write(tmp_path, HEADER, f"{one.id},kv_dtype,bf16,fp8,test")
     assert main(["validate", "--measurements", str(path), "--doubts", str(doubts), "--starts", "--json"]) == 0
