@@ -17,6 +17,14 @@ per step, 1 without MTP):
 
 T_chunk charges only what the prompt tokens add to a step whose weights are already streamed:
 their GEMM and causal-attention FLOPs (``chunk_compute_s``) and their link bytes.
+
+A prefill of its own is one pass per prompt, so each new prompt streams the weights once. Letting
+one pass hold k = max(1, min(floor(N_tok / I), floor(B / n_out))) prompts, N_tok = 8192 (TensorRT-
+LLM's max_num_tokens default), was tried (131 rows, 18 sources; refitted, the constants did not
+move): the TensorRT-LLM 128/128 fit rows went from -35 % and -63 % to -9 % and -3 %, but the
+DeepSeek-R1 expert-parallel rows at 1024/1024 rose from +2 % to +24 % to +42 % to +68 % (their
+accuracy leaned on the over-charged prefill), and judge 27.8 % -> 30.5 %, MoE judge 25.9 % ->
+30.1 %, LOSO 19.5 % -> 25.6 %. Not kept.
 """
 from __future__ import annotations
 
