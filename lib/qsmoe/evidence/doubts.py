@@ -13,18 +13,15 @@ nobody has read.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 from qsmoe import DATA_DIR
-from qsmoe.errors import QsError
-from qsmoe.evidence.measurements import Measurement
+from qsmoe.evidence.measurements import Measurement, check_width, read_table, row_error
 from qsmoe.specs.dtypes import BYTES_PER_VALUE
-from qsmoe.specs.fileio import read_text
 
 DOUBTS_PATH = DATA_DIR / "measured" / "doubts.csv"
 COLUMNS = ("id", "field", "recorded", "alternative", "evidence")
@@ -48,25 +45,13 @@ def load_doubts(rows: Sequence[Measurement], path: str | Path | None = None) -> 
     QsError per problem, naming the file, the row id and the column."""
     path = Path(path) if path is not None else DOUBTS_PATH
     source = str(path)
-    try:
-        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise QsError(f"missing column(s): {', '.join(missing)}", source=source)
-        raw_rows = list(reader)
-    except csv.Error as exc:
-        raise QsError(f"not a readable CSV table: {exc}", source=source) from None
     by_id = {r.id: r for r in rows}
     out: list[Doubt] = []
     seen: set[tuple[str, str]] = set()
-    for n, raw in enumerate(raw_rows, start=2):
-        if None in raw or any(raw[c] is None for c in COLUMNS):
-            raise QsError(f"line {n}: wrong number of fields", source=source)
+    for n, raw in enumerate(read_table(path, COLUMNS), start=2):
+        check_width(raw, COLUMNS, n, source)
         d = Doubt(**{c: raw[c].strip() for c in COLUMNS})
-
-        def bad(column: str, message: str) -> QsError:
-            return QsError(f"row {d.id or '?'}, column '{column}': {message}", source=source)
-
+        bad = partial(row_error, source, d.id or "?")
         if d.id not in by_id:
             raise bad("id", f"{d.id[:40]!r} is not a row of the measurements")
         if d.field not in DOUBT_FIELDS:

@@ -101,7 +101,8 @@ def split_by_rule(rows: Iterable[Measurement]) -> dict[str, str]:
     return {r.id: by_source[r.source_id] for r in rows}
 
 
-def _row_error(source: str, rid: str, column: str, message: str) -> QsError:
+def row_error(source: str, rid: str, column: str, message: str) -> QsError:
+    """The one-line error of a table's row ``rid`` in ``column``."""
     return QsError(f"row {rid}, column '{column}': {message}", source=source)
 
 
@@ -112,16 +113,16 @@ def _parse_number(raw: str, source: str, rid: str, column: str, *, optional: boo
     if not text:
         if optional:
             return None
-        raise _row_error(source, rid, column, "missing")
+        raise row_error(source, rid, column, "missing")
     kind = "a whole number" if whole else "a number"
     try:
         value = float(text)
     except ValueError:
-        raise _row_error(source, rid, column, f"expected {kind}, got {raw[:40]!r}") from None
+        raise row_error(source, rid, column, f"expected {kind}, got {raw[:40]!r}") from None
     ok = math.isfinite(value) and (value == int(value) and value >= minimum if whole else value > minimum)
     if not ok:
         bound = f">= {minimum:g}" if whole else f"> {minimum:g}"
-        raise _row_error(source, rid, column, f"expected {'a whole number' if whole else 'a finite number'} {bound}, got {raw[:40]!r}")
+        raise row_error(source, rid, column, f"expected {'a whole number' if whole else 'a finite number'} {bound}, got {raw[:40]!r}")
     return value
 
 
@@ -137,7 +138,7 @@ def _parse_float(raw: str, source: str, rid: str, column: str, *, optional: bool
 def _parse_choice(raw: str, source: str, rid: str, column: str, choices: Sequence[str]) -> str:
     text = raw.strip()
     if text not in choices:
-        raise _row_error(source, rid, column, f"{raw[:40]!r} is not one of {', '.join(choices)}")
+        raise row_error(source, rid, column, f"{raw[:40]!r} is not one of {', '.join(choices)}")
     return text
 
 
@@ -148,13 +149,15 @@ def _parse_optional_yes_no(raw: str, source: str, rid: str, column: str) -> bool
     return _parse_choice(raw, source, rid, column, YES_NO) == "yes"
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
+def read_table(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of the CSV table at ``path`` as dicts; a QsError when it is unreadable or lacks
+    one of ``columns``."""
     source = str(path)
     text = read_text(path)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        missing = [c for c in columns if c not in header]
         if missing:
             raise QsError(f"missing column(s): {', '.join(missing)}", source=source)
         return list(reader)
@@ -162,34 +165,39 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         raise QsError(f"not a readable CSV table: {exc}", source=source) from None
 
 
+def check_width(raw: dict[str, str], columns: Sequence[str], line: int, source: str) -> None:
+    """A QsError when the table's line ``line`` has more or fewer fields than its header."""
+    if None in raw or any(raw[c] is None for c in columns):
+        raise QsError(f"line {line}: wrong number of fields", source=source)
+
+
 def load_measurements(path: str | Path | None = None) -> list[Measurement]:
     """Read and check measurements.csv (default: the book's); one QsError per problem, naming
     the file, the row id and the column."""
     path = Path(path) if path is not None else MEASUREMENTS_PATH
     source = str(path)
-    raw_rows = _read_rows(path)
+    raw_rows = read_table(path, REQUIRED_COLUMNS)
     models, hardware = set(available_models()), set(available_hardware())
     dtypes = tuple(sorted(BYTES_PER_VALUE))
     rows: list[Measurement] = []
     seen: set[str] = set()
     for n, raw in enumerate(raw_rows, start=2):
-        if None in raw or any(raw[c] is None for c in REQUIRED_COLUMNS):
-            raise QsError(f"line {n}: wrong number of fields", source=source)
+        check_width(raw, REQUIRED_COLUMNS, n, source)
         rid = raw["id"].strip()
         if not rid:
             raise QsError(f"line {n}, column 'id': missing", source=source)
         if rid in seen:
-            raise _row_error(source, rid, "id", "duplicate id")
+            raise row_error(source, rid, "id", "duplicate id")
         seen.add(rid)
         model = raw["model"].strip()
         if model not in models:
-            raise _row_error(source, rid, "model", f"unknown model {model[:40]!r} (known: {', '.join(sorted(models))})")
+            raise row_error(source, rid, "model", f"unknown model {model[:40]!r} (known: {', '.join(sorted(models))})")
         hw = raw["hardware"].strip()
         if hw not in hardware:
-            raise _row_error(source, rid, "hardware", f"unknown hardware {hw[:40]!r} (known: {', '.join(sorted(hardware))})")
+            raise row_error(source, rid, "hardware", f"unknown hardware {hw[:40]!r} (known: {', '.join(sorted(hardware))})")
         source_id = raw["source_id"].strip()
         if not source_id:
-            raise _row_error(source, rid, "source_id", "missing")
+            raise row_error(source, rid, "source_id", "missing")
         regime = _parse_choice(raw["regime"], source, rid, "regime", REGIMES)
         rows.append(Measurement(
             id=rid,
@@ -224,5 +232,5 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
 
 __all__ = [
     "ENGINES", "MEASUREMENTS_PATH", "MTP_STATES", "Measurement", "OPTIONAL_COLUMNS", "REGIMES", "REQUIRED_COLUMNS", "SPLITS",
-    "load_measurements", "profile_for", "source_splits", "split_by_rule",
+    "check_width", "load_measurements", "profile_for", "read_table", "row_error", "source_splits", "split_by_rule",
 ]
