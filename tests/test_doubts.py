@@ -123,3 +123,9 @@ def test_validate_doubts_on_the_command_line(tmp_path, capsys, rows, values) -> 
         assert main(["validate", "--measurements", str(path), *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0]
+
+
+def test_error_direction_follows_the_sign_of_the_median() -> None:
+    assert rv.error_direction(-0.18, "none") == "under-predicted"
+    assert rv.error_direction(0.06, "none") == "over-predicted"
+    assert rv.error_direction(None, "not predicted") == "not predicted"

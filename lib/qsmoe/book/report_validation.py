@@ -88,6 +88,13 @@ def pct(value: float | None, signed: bool = False, decimals: int = 0) -> str:
     return f"{value * 100:{'+' if signed else ''}.{decimals}f} %"
 
 
+def error_direction(median: float | None, missing: str) -> str:
+    """'under-predicted' (median signed error < 0) or 'over-predicted', ``missing`` for None."""
+    if median is None:
+        return missing
+    return "under-predicted" if median < 0 else "over-predicted"
+
+
 def _cell(stats: Mapping[str, Any]) -> str:
     return "no rows" if stats["median_abs_error"] is None else f"{stats['median_abs_error'] * 100:.0f} % ({stats['n']})"
 
@@ -243,6 +250,6 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "constants_table", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table",
+    "TARGET_LABELS", "band_factors", "constants_table", "error_direction", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table",
     "row_table", "run", "scatter_points", "second_reading", "starts_table", "targets_table", "worst_rows",
 ]
