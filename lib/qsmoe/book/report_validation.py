@@ -10,6 +10,7 @@ import math
 from typing import Any, Mapping
 
 from qsmoe.evidence.calibration import STARTS, TARGETS, validate
+from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import Doubt, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS, group_stats
@@ -29,8 +30,8 @@ TARGET_LABELS = {
 def run(values: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`qsmoe.evidence.calibration.validate` under ``values`` (the book's measurements),
     with the fit restarted from every one of :data:`qsmoe.evidence.calibration.STARTS`
-    (``restarts``)."""
-    return validate(dict(values), starts=STARTS)
+    (``restarts``) and the hindsight fits (``hindsight``, :mod:`qsmoe.evidence.hindsight`)."""
+    return validate_with_hindsight(dict(values), load_measurements(), starts=STARTS)
 
 
 def second_reading(values: Mapping[str, Any]) -> tuple[list[Doubt], dict[str, Any]]:
@@ -158,6 +159,41 @@ def targets_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         "measured": pct(t["measured"], decimals=1),
         "met": "yes" if t["met"] else "no",
     } for k, t in report["targets"].items()]
+
+
+#: The target each hindsight group is held against (:data:`qsmoe.evidence.hindsight.GROUPS`).
+HINDSIGHT_TARGETS = {"judge": "judge_all", "judge_moe": "judge_moe"}
+
+
+def hindsight_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per hindsight group: its rows, the median |error| with the fitted constants and with the
+    constants fitted on the group itself, and the target it is held against ('none' where no
+    target names the group)."""
+    out = []
+    for key, g in report["hindsight"]["groups"].items():
+        target = HINDSIGHT_TARGETS.get(key)
+        out.append({
+            "rows judged": g["label"],
+            "rows": g["rows"],
+            "fitted constants": pct(g["fitted_median_abs_error"], decimals=1),
+            "constants fitted on these rows": pct(g["median_abs_error"], decimals=1),
+            "target": "none" if target is None else f"<= {TARGETS[target] * 100:.0f} %",
+        })
+    return out
+
+
+def source_level_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per source at the all-rows hindsight point: split, rows, its level (the median signed
+    error of its rows) and the spread of its rows about that level (median |error| relative to
+    the level), largest |level| first (ties by source id)."""
+    levels = sorted(report["hindsight"]["sources"], key=lambda s: (-abs(s["level"]), s["source_id"]))
+    return [{
+        "source": s["source_id"],
+        "split": s["split"],
+        "rows": s["rows"],
+        "level": pct(s["level"], signed=True),
+        "spread about the level": pct(s["spread"]),
+    } for s in levels]
 
 
 def loso_table(report: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ from qsmoe.cli.commands import model_deployment
 from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.errors import QsError
-from qsmoe.evidence.calibration import fit_from_starts, validate, write_params
+from qsmoe.evidence.calibration import fit_from_starts, write_params
+from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import DOUBTS_PATH, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
@@ -66,10 +67,25 @@ def validation_text(report: Mapping[str, Any]) -> str:
     q = report["band"]["judge"]["quantiles"]
     if q:
         lines += ["", "Prediction band (judge rows, ln(pred/meas) 5/50/95%): " + ", ".join(f"{v:+.2f}" for v in q.values())]
+    if report.get("hindsight"):
+        lines += ["", hindsight_text(report)]
     lines += ["", "Targets:"]
     for k, t in report["targets"].items():
         got = "n/a" if t["measured"] is None else f"{t['measured'] * 100:.0f}%"
         lines.append(f"  {k:<20} {got:>6} (target {t['target'] * 100:.0f}%): {'met' if t['met'] else 'not met'}")
+    return "\n".join(lines)
+
+
+def hindsight_text(report: Mapping[str, Any]) -> str:
+    """The hindsight block of the summary: each group's median |error| with the fitted constants
+    and with constants fitted on that group itself (:mod:`qsmoe.evidence.hindsight`)."""
+    h = report["hindsight"]
+    lines = ["What the form reaches with hindsight (the constants fitted on the rows they are judged on):",
+             f"  {'rows':<16} {'n':>4} {'fitted constants':>16} {'hindsight':>10}"]
+    for g in h["groups"].values():
+        lines.append(f"  {g['label']:<16} {g['rows']:>4} {_abs_pct(g['fitted_median_abs_error']):>16} {_abs_pct(g['median_abs_error']):>10}")
+    shape = h["shape_median_abs_error"]
+    lines.append(f"  with each source's median error removed (all-rows hindsight point): every row {_abs_pct(shape.get('all'))}, judge rows {_abs_pct(shape.get('judge'))}")
     return "\n".join(lines)
 
 
@@ -101,7 +117,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         results = fit_from_starts(rows, values, prefill_stalls=not args.no_prefill_stalls, n_random=args.random_starts or 0)
         emit({"starts": results}, args.json, starts_text(results))
         return 0
-    report = validate(values, rows, prefill_stalls=not args.no_prefill_stalls)
+    report = validate_with_hindsight(values, rows, prefill_stalls=not args.no_prefill_stalls)
     if args.write_params:
         write_params({k: c["fitted"] for k, c in report["constants"].items()}, resamples=report["calibration"]["bootstrap"]["points"])
     emit(report, args.json, validation_text(report))

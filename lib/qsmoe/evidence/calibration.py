@@ -204,7 +204,7 @@ def start_point(constants: Sequence[Constant], datasheet: Mapping[str, float]) -
     return tuple(_nearest(c.grid, datasheet[c.name]) for c in constants)
 
 
-def _evaluator(rows: Sequence[Measurement], values: Mapping[str, Any], prefill_stalls: bool) -> Evaluator:
+def evaluator(rows: Sequence[Measurement], values: Mapping[str, Any], prefill_stalls: bool) -> Evaluator:
     """An :class:`Evaluator` of ``rows`` over the parameter set's active constants (an error without any)."""
     constants = active_constants(values)
     if not constants:
@@ -252,7 +252,7 @@ def fit_starts(constants: Sequence[Constant], datasheet: Mapping[str, float]) ->
     return [grid_start(constants, where, datasheet) for where in FIT_STARTS]
 
 
-def _median_abs_error(logs: np.ndarray) -> float | None:
+def median_abs_error(logs: np.ndarray) -> float | None:
     """:func:`qsmoe.evidence.validation.group_stats`' median |pred / meas - 1| of ln(pred / meas)
     values (non-finite: not predicted)."""
     return group_stats([math.expm1(x) if math.isfinite(x) else None for x in logs])["median_abs_error"]
@@ -274,7 +274,7 @@ def fit_from_starts(rows: Sequence[Measurement], values: Mapping[str, Any], *, p
     value}, fit_median_abs_log_error (the objective's median), sweeps, judge_median_abs_error,
     judge_moe_median_abs_error} (median |pred / meas - 1| over the judge rows at that point, as
     :func:`validate` reports it)."""
-    return restarts(_evaluator(rows, values, prefill_stalls), starts, n_random, seed)
+    return restarts(evaluator(rows, values, prefill_stalls), starts, n_random, seed)
 
 
 def restarts(ev: Evaluator, starts: Sequence[str] = STARTS, n_random: int = 0, seed: int = RANDOM_START_SEED) -> list[dict[str, Any]]:
@@ -292,8 +292,8 @@ def restarts(ev: Evaluator, starts: Sequence[str] = STARTS, n_random: int = 0, s
             "point": {c.name: v for c, v in zip(constants, point)},
             "fit_median_abs_log_error": score[1],
             "sweeps": sweeps,
-            "judge_median_abs_error": _median_abs_error(ev.log_errors(point, split["judge"])),
-            "judge_moe_median_abs_error": _median_abs_error(ev.log_errors(point, moe_judge)),
+            "judge_median_abs_error": median_abs_error(ev.log_errors(point, split["judge"])),
+            "judge_moe_median_abs_error": median_abs_error(ev.log_errors(point, moe_judge)),
         })
     return out
 
@@ -356,7 +356,7 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
     points, starts} or None), bootstrap {resamples, seed, unit}, restarts (:func:`restarts` from
     ``starts``, run last so that the searches already run are not repeated; None without
     ``starts``)}."""
-    ev = _evaluator(rows, values, prefill_stalls)
+    ev = evaluator(rows, values, prefill_stalls)
     constants, datasheet = ev.constants, datasheet_values()
     fit_index = np.array([i for i, r in enumerate(ev.rows) if r.split == "fit"], dtype=int)
     if fit_index.size == 0:
@@ -494,6 +494,6 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 
 __all__ = [
     "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator", "foreign_keys",
-    "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "fit", "fit_best", "fit_from_starts", "fit_starts", "restarts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
+    "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "evaluator", "median_abs_error", "fit", "fit_best", "fit_from_starts", "fit_starts", "restarts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
     "objective", "prediction_band", "start_point", "weighted_median", "write_params",
 ]
