@@ -25,6 +25,18 @@ move): the TensorRT-LLM 128/128 fit rows went from -35 % and -63 % to -9 % and -
 DeepSeek-R1 expert-parallel rows at 1024/1024 rose from +2 % to +24 % to +42 % to +68 % (their
 accuracy leaned on the over-charged prefill), and judge 27.8 % -> 30.5 %, MoE judge 25.9 % ->
 30.1 %, LOSO 19.5 % -> 25.6 %. Not kept.
+
+TensorRT-LLM's own documentation of in-flight batching says "sequences in context phase can be
+processed together with sequences in generation phase" in one iteration (NVIDIA/TensorRT-LLM at
+a0a9df4, docs/source/1.0/features/paged-attention-ifb-scheduler.md), so its prompts need not stream the
+weights a second time even with chunked prefill off. Charging TensorRT-LLM's prompts as shared
+steps (``chunked_prefill: true`` in data/engines/trtllm.yaml, the whole prompt as the chunk) was
+tried with the two-start fit (131 rows, 18 sources): the fit source trtllm-perf-overview-00f3768
+went from 28 % to 12 % median |error|, but the refit moved compute_efficiency_amd from 0.1 to 1.0
+and step_overhead_s to 0.5 ms, and the TensorRT-LLM judge sources got worse (585c756 24 % -> 27 %,
+1.2 21 % -> 26 %, the DeepSeek-R1 best-practice rows 35 % -> 61 %): judge 27.8 % -> 40.8 %, MoE
+judge 25.9 % -> 53.7 %, LOSO 19.5 % -> 26.4 %; with the constants fitted on every row
+(``evidence.hindsight``) 17.3 % either way. Not kept: the engine keeps its own prefill steps.
 """
 from __future__ import annotations
 
