@@ -107,3 +107,13 @@ def test_validate_on_the_command_line_reports_hindsight(tmp_path, capsys) -> Non
     assert set(out["hindsight"]["groups"]) == set(hs.GROUPS)
     assert main(["validate", "--measurements", str(path)]) == 0
     assert "with hindsight" in capsys.readouterr().out
+
+
+def test_judge_medians_match_the_validation_at_the_fitted_constants(values, few) -> None:
+    report = cal.validate(values, few, resamples=0, loso=False)
+    fitted = dict(values, **{k: c["fitted"] for k, c in report["constants"].items()})
+    got = hs.judge_medians(few, fitted)
+    judge = report["summary"]["calibrated"]["judge"]
+    assert got == pytest.approx({"judge": judge["all"]["median_abs_error"], "judge_moe": judge["moe"]["median_abs_error"]}, rel=1e-12)
+    moved = hs.judge_medians(few, dict(fitted, mem_efficiency_nvidia=0.1))
+    assert moved["judge"] != got["judge"]

@@ -34,6 +34,7 @@ import numpy as np
 
 from qsmoe.evidence.calibration import datasheet_values, evaluator, fit_best, fit_starts, median_abs_error, validate
 from qsmoe.evidence.measurements import Measurement
+from qsmoe.evidence.validation import log_errors
 
 #: The rows each hindsight fit chooses its constants on: name -> (label, predicate on a row).
 GROUPS: dict[str, tuple[str, Any]] = {
@@ -114,6 +115,16 @@ def hindsight(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
     }
 
 
+def judge_medians(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True) -> dict[str, float | None]:
+    """{judge, judge_moe}: median |error| of the judge rows and of the MoE judge rows under
+    ``values`` (for example the fitted constants with one of them moved along its grid)."""
+    out = {}
+    for name in ("judge", "judge_moe"):
+        chosen = [r for r in rows if GROUPS[name][1](r)]
+        out[name] = median_abs_error(log_errors(chosen, values, prefill_stalls=prefill_stalls)) if chosen else None
+    return out
+
+
 def validate_with_hindsight(values: Mapping[str, Any], rows: Sequence[Measurement], **options: Any) -> dict[str, Any]:
     """:func:`qsmoe.evidence.calibration.validate` (``options`` passed on) with the key
     ``hindsight``: :func:`hindsight` under ``values`` with the constants the validation fitted."""
@@ -123,4 +134,4 @@ def validate_with_hindsight(values: Mapping[str, Any], rows: Sequence[Measuremen
     return report
 
 
-__all__ = ["GROUPS", "hindsight", "shape_residuals", "source_levels", "validate_with_hindsight"]
+__all__ = ["GROUPS", "hindsight", "judge_medians", "shape_residuals", "source_levels", "validate_with_hindsight"]
