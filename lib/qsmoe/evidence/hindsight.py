@@ -44,34 +44,35 @@ GROUPS: dict[str, tuple[str, Any]] = {
 }
 
 
-def source_levels(rows: Sequence[Measurement], logs: Sequence[float]) -> list[dict[str, Any]]:
-    """Per source (sorted by id): {source_id, split, rows, level (exp(m_s) - 1, signed),
-    spread (median |exp(x_i - m_s) - 1| over its rows)} of ln(pred / meas) values ``logs``
-    (aligned with ``rows``; non-finite values are left out, a source without any is skipped)."""
+def _levels(rows: Sequence[Measurement], logs: Sequence[float]) -> dict[str, float]:
+    """{source_id: m_s}, the median of the source's finite ln(pred / meas) values (a source
+    without any is left out)."""
     by: dict[str, list[float]] = {}
-    split: dict[str, str] = {}
     for r, x in zip(rows, logs):
-        split[r.source_id] = r.split
         if math.isfinite(x):
             by.setdefault(r.source_id, []).append(float(x))
-    out = []
-    for source in sorted(by):
-        xs = np.array(by[source])
-        level = float(np.median(xs))
-        out.append({"source_id": source, "split": split[source], "rows": int(xs.size), "level": math.expm1(level),
-                    "spread": median_abs_error(xs - level)})
-    return out
+    return {source: float(np.median(xs)) for source, xs in by.items()}
 
 
 def shape_residuals(rows: Sequence[Measurement], logs: Sequence[float]) -> np.ndarray:
     """r_i = x_i - m_s (module docstring) for each row; NaN where x_i is not finite."""
-    x = np.asarray(logs, dtype=float)
-    out = np.full(x.shape, np.nan)
+    levels = _levels(rows, logs)
+    return np.array([x - levels[r.source_id] if math.isfinite(x) else math.nan for r, x in zip(rows, logs)], dtype=float)
+
+
+def source_levels(rows: Sequence[Measurement], logs: Sequence[float]) -> list[dict[str, Any]]:
+    """Per source (sorted by id): {source_id, split, rows, level (exp(m_s) - 1, signed),
+    spread (median |exp(r_i) - 1| over its rows)} of ln(pred / meas) values ``logs``
+    (aligned with ``rows``; non-finite values are left out, a source without any is skipped)."""
+    levels = _levels(rows, logs)
+    residuals = shape_residuals(rows, logs)
     sources = np.array([r.source_id for r in rows])
-    for source in sorted(set(sources)):
-        mask = (sources == source) & np.isfinite(x)
-        if mask.any():
-            out[mask] = x[mask] - np.median(x[mask])
+    split = {r.source_id: r.split for r in rows}
+    out = []
+    for source in sorted(levels):
+        mine = residuals[(sources == source) & np.isfinite(residuals)]
+        out.append({"source_id": source, "split": split[source], "rows": int(mine.size), "level": math.expm1(levels[source]),
+                    "spread": median_abs_error(mine)})
     return out
 
 
