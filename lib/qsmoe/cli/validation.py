@@ -67,6 +67,9 @@ def validation_text(report: Mapping[str, Any]) -> str:
     q = report["band"]["judge"]["quantiles"]
     if q:
         lines += ["", "Prediction band (judge rows, ln(pred/meas) 5/50/95%): " + ", ".join(f"{v:+.2f}" for v in q.values())]
+    above = {r["id"]: r["ceiling_ratio"] for r in report["rows"] if r["id"] in report["above_ceiling"]}
+    lines += ["", "Rows above the roofline ceiling of their recorded setup (measured / the most any constants give): "
+              + (", ".join(f"{k} {v:.2f}" for k, v in above.items()) if above else "none")]
     if report.get("hindsight"):
         lines += ["", hindsight_text(report)]
     lines += ["", "Targets:"]

@@ -40,6 +40,7 @@ import numpy as np
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
+from qsmoe.evidence.ceiling import ceiling_ratios
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import GROUPS, group_stats, log_errors, predict_rows, summarize_errors, suspects
@@ -392,7 +393,9 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
     """The validation report (JSON-ready, deterministic): fitted constants with bootstrap
     intervals, every row predicted with the datasheet constants and the fitted ones (fields
     suffixed _datasheet and _calibrated) and by LOSO (loso_error), summaries by split and
-    regime, the prediction band, and the targets. ``loso=False`` skips the LOSO refits (most
+    regime, the prediction band, and the targets; each row's ``ceiling_ratio`` (measured over
+    the most its recorded setup gives under any constants, :mod:`qsmoe.evidence.ceiling`) and
+    ``above_ceiling``, the ids of the rows whose ratio exceeds 1. ``loso=False`` skips the LOSO refits (most
     of the run time): every loso_error is then None, the LOSO summary and band are None,
     loso_constants and loso_starts are empty. ``starts`` (names of :data:`STARTS`) adds
     ``restarts``, :func:`fit_from_starts` from them on the same cached predictions (None
@@ -407,6 +410,7 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
     ideal = {k: c["datasheet"] for k, c in cal["constants"].items()}
     runs = {name: predict_rows(rows, dict(values, **consts), prefill_stalls=prefill_stalls) for name, consts in (("datasheet", ideal), ("calibrated", fitted))}
     loso_logs = folds["log_errors"]
+    ratios = ceiling_ratios(rows, values, prefill_stalls=prefill_stalls)
     records = []
     for i, (d, c) in enumerate(zip(runs["datasheet"], runs["calibrated"])):
         rec = {k: v for k, v in c.items() if k not in PER_RUN}
@@ -415,6 +419,7 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
         ok = math.isfinite(loso_logs[i])
         rec["loso_log_error"] = float(loso_logs[i]) if ok else None
         rec["loso_error"] = math.expm1(loso_logs[i]) if ok else None
+        rec["ceiling_ratio"] = ratios[i]
         rec["suspects"] = suspects(dict(rec, note=c["note"]))
         records.append(rec)
     summary = {
@@ -440,6 +445,7 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
         "fixed": {k: values[k] for k in ("link_efficiency", "reserve_fraction", "include_comm", "routing_skew") if k in values and k not in fitted},
         "prefill_stalls": prefill_stalls,
         "rows": records,
+        "above_ceiling": [r["id"] for r in records if r["ceiling_ratio"] is not None and r["ceiling_ratio"] > 1.0],
         "summary": summary,
         "band": {
             "judge": prediction_band([r["log_error_calibrated"] for r in records if r["split"] == "judge"]),

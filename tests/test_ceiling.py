@@ -1,0 +1,96 @@
+"""Tests for qsmoe.evidence.ceiling (the most a row's recorded setup gives under any constants),
+its fields in the validation report and its line in ``qsmoe validate``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from qsmoe.cli import main
+from qsmoe.evidence import calibration as cal
+from qsmoe.evidence import ceiling as cl
+from qsmoe.evidence import doubts as dt
+from qsmoe.evidence import measurements as ms
+from qsmoe.evidence.validation import predict_rows
+from qsmoe.scenario.params import resolve
+
+from measuredkit import one_source_per_split_and_regime, small_table
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    return dict(resolve().values)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[ms.Measurement]:
+    return ms.load_measurements()
+
+
+def _grid_points(values: dict) -> list[dict]:
+    """Each constant of the calibration at its lowest and highest grid value, the others as the set has them."""
+    out = []
+    for c in cal.CONSTANTS:
+        if c.name in values:
+            out += [dict(values, **{c.name: c.grid[0]}), dict(values, **{c.name: c.grid[-1]})]
+    return out
+
+
+def test_no_constants_on_the_grids_predict_more_than_the_ceiling(values, rows) -> None:
+    few = one_source_per_split_and_regime(rows)
+    top = cl.ceilings(few, values)
+    assert all(c is not None and math.isfinite(c) and c > 0 for c in top)
+    datasheet = dict(values, **cal.datasheet_values())
+    for point in [values, datasheet, *_grid_points(values)]:
+        for row, c, rec in zip(few, top, predict_rows(few, point)):
+            assert rec["predicted"] <= c * (1 + 1e-9), (row.id, rec["predicted"], c)
+
+
+def test_the_ratio_is_the_measurement_over_the_ceiling(values, rows) -> None:
+    few = one_source_per_split_and_regime(rows)[:4]
+    doubled = [dataclasses.replace(r, tokens_per_s_per_gpu=2 * r.tokens_per_s_per_gpu) for r in few]
+    ratios, twice = cl.ceiling_ratios(few, values), cl.ceiling_ratios(doubled, values)
+    assert twice == pytest.approx([2 * x for x in ratios], rel=1e-12)
+    assert ratios == pytest.approx([r.tokens_per_s_per_gpu / c for r, c in zip(few, cl.ceilings(few, values))], rel=1e-12)
+
+
+def test_a_lighter_kv_cache_raises_the_ceiling_of_a_kv_bound_row(values, rows) -> None:
+    row = next(r for r in rows if r.id == "N18")  # dense GQA, TP2 on H200, 1024 in / 8192 out: the KV cache caps the batch
+    as_bf16, as_fp8 = (cl.ceilings([dataclasses.replace(row, kv_dtype=kv)], values)[0] for kv in ("bf16", "fp8"))
+    assert as_fp8 > 1.5 * as_bf16
+
+
+def test_judge_doubts_rules_out_a_reading_above_the_ceiling(values, rows) -> None:
+    row = next(r for r in rows if r.id == "N18")
+    recorded = dataclasses.replace(row, kv_dtype="fp8")
+    bf16_top = cl.ceilings([dataclasses.replace(row, kv_dtype="bf16")], values)[0]
+    fp8_top = cl.ceilings([recorded], values)[0]
+    measured = dataclasses.replace(recorded, tokens_per_s_per_gpu=(bf16_top + fp8_top) / 2)  # between the two ceilings
+    doubt = dt.Doubt(id=row.id, field="kv_dtype", recorded="fp8", alternative="bf16", evidence="test")
+    (got,) = cl.judge_doubts([measured], [doubt], values)
+    assert got["ratio_alternative"] > 1 > got["ratio_recorded"]
+    assert got["ruled_out"] == ["alternative"]
+    high = dataclasses.replace(measured, tokens_per_s_per_gpu=2 * fp8_top)
+    assert cl.judge_doubts([high], [doubt], values)[0]["ruled_out"] == ["recorded", "alternative"]
+
+
+def test_the_books_doubts_are_judged_each_once(values, rows) -> None:
+    doubts = dt.load_doubts(rows)
+    judged = cl.judge_doubts(rows, doubts, values)
+    assert [(j["id"], j["field"]) for j in judged] == [(d.id, d.field) for d in doubts]
+    assert all(j["ratio_recorded"] is not None and j["ratio_alternative"] is not None for j in judged)
+
+
+def test_validate_reports_each_rows_ratio_and_the_rows_above(tmp_path, capsys, values, rows) -> None:
+    few = one_source_per_split_and_regime(rows)
+    report = cal.validate(values, few, resamples=0, loso=False)
+    assert [r["ceiling_ratio"] for r in report["rows"]] == pytest.approx(cl.ceiling_ratios(few, values), rel=1e-12)
+    assert report["above_ceiling"] == [r["id"] for r in report["rows"] if r["ceiling_ratio"] > 1]
+    path = small_table(tmp_path, rows)
+    assert main(["validate", "--measurements", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert isinstance(out["above_ceiling"], list) and all("ceiling_ratio" in r for r in out["rows"])
+    assert main(["validate", "--measurements", str(path)]) == 0
+    assert "roofline ceiling" in capsys.readouterr().out
