@@ -8,7 +8,7 @@ from qsmoe.cli.commands import model_deployment
 from qsmoe.cli.common import emit, positive_int
 from qsmoe.cli.flags import add_parameter_flags, parameter_values
 from qsmoe.errors import QsError
-from qsmoe.evidence.calibration import fit_from_starts, write_params
+from qsmoe.evidence.calibration import fit_from_starts, fitted_constants, write_params
 from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import DOUBTS_PATH, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
@@ -122,7 +122,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 0
     report = validate_with_hindsight(values, rows, prefill_stalls=not args.no_prefill_stalls)
     if args.write_params:
-        write_params({k: c["fitted"] for k, c in report["constants"].items()}, resamples=report["calibration"]["bootstrap"]["points"])
+        write_params(fitted_constants(report), resamples=report["calibration"]["bootstrap"]["points"])
     emit(report, args.json, validation_text(report))
     return 0
 

@@ -388,6 +388,11 @@ def calibrate(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill
     }
 
 
+def fitted_constants(report: Mapping[str, Any]) -> dict[str, float]:
+    """{name: fitted value} of the ``constants`` of a :func:`validate` or :func:`calibrate` report."""
+    return {k: c["fitted"] for k, c in report["constants"].items()}
+
+
 def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement] | None = None, *, prefill_stalls: bool = True, resamples: int = BOOTSTRAP_RESAMPLES,
              loso: bool = True, starts: Sequence[str] = ()) -> dict[str, Any]:
     """The validation report (JSON-ready, deterministic): fitted constants with bootstrap
@@ -406,7 +411,7 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
     rows = load_measurements() if rows is None else list(rows)
     cal = calibrate(rows, values, prefill_stalls=prefill_stalls, resamples=resamples, loso=loso, starts=starts)
     folds = cal["loso"] or {"log_errors": np.full(len(rows), np.nan), "points": {}, "starts": {}}
-    fitted = {k: c["fitted"] for k, c in cal["constants"].items()}
+    fitted = fitted_constants(cal)
     ideal = {k: c["datasheet"] for k, c in cal["constants"].items()}
     runs = {name: predict_rows(rows, dict(values, **consts), prefill_stalls=prefill_stalls) for name, consts in (("datasheet", ideal), ("calibrated", fitted))}
     loso_logs = folds["log_errors"]

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from qsmoe.evidence.calibration import datasheet_values, evaluator, fit_best, fit_starts, median_abs_error, validate
+from qsmoe.evidence.calibration import datasheet_values, evaluator, fit_best, fit_starts, fitted_constants, median_abs_error, validate
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.validation import log_errors
 
@@ -130,7 +130,7 @@ def validate_with_hindsight(values: Mapping[str, Any], rows: Sequence[Measuremen
     """:func:`qsmoe.evidence.calibration.validate` (``options`` passed on) with the key
     ``hindsight``: :func:`hindsight` under ``values`` with the constants the validation fitted."""
     report = validate(values, rows, **options)
-    fitted = {k: c["fitted"] for k, c in report["constants"].items()}
+    fitted = fitted_constants(report)
     report["hindsight"] = hindsight(rows, dict(values, **fitted), prefill_stalls=options.get("prefill_stalls", True))
     return report
 
