@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from qsmoe.evidence.calibration import STARTS, TARGETS, validate
+from qsmoe.evidence.calibration import STARTS, TARGETS, fitted_constants, validate
+from qsmoe.evidence.ceiling import judge_doubts
 from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import Doubt, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
@@ -43,16 +44,40 @@ def second_reading(values: Mapping[str, Any]) -> tuple[list[Doubt], dict[str, An
     return doubts, validate(dict(values), apply_doubts(rows, doubts), resamples=0, loso=False)
 
 
+def doubt_ceilings(values: Mapping[str, Any], doubts: list[Doubt]) -> list[dict[str, Any]]:
+    """:func:`qsmoe.evidence.ceiling.judge_doubts` of ``doubts`` on the book's measurements under
+    ``values``, each with its row's ``source_id``."""
+    rows = load_measurements()
+    source = {r.id: r.source_id for r in rows}
+    return [dict(j, source_id=source[j["id"]]) for j in judge_doubts(rows, doubts, dict(values))]
+
+
+def doubt_ceiling_table(judged: list[Mapping[str, Any]], least_ratio: float) -> list[dict[str, Any]]:
+    """The judged doubts (:func:`doubt_ceilings`) whose higher ratio is at least ``least_ratio``,
+    highest first: the row, its source, each reading with measured / ceiling, and the readings
+    ruled out (ratio above 1)."""
+    keep = [j for j in judged if max(j["ratio_recorded"] or 0.0, j["ratio_alternative"] or 0.0) >= least_ratio]
+    keep.sort(key=lambda j: (-max(j["ratio_recorded"] or 0.0, j["ratio_alternative"] or 0.0), j["id"]))
+    ratio = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    return [{
+        "row": j["id"],
+        "source": j["source_id"],
+        "field": j["field"],
+        "recorded": f"{j['recorded']} ({ratio(j['ratio_recorded'])})",
+        "alternative": f"{j['alternative']} ({ratio(j['ratio_alternative'])})",
+        "ruled out": ", ".join(j["ruled_out"]) or "neither",
+    } for j in keep]
+
+
 def readings_table(values: Mapping[str, Any], readings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per reading of the table ({name: validate report}): the fit median
     |ln(pred / meas)|, the judge medians (all, MoE, worst regime), the constants fitted, and the
     headline dense/MoE ratio under ``values`` with those constants
     (:func:`qsmoe.scenario.headline.ratio_band`)."""
     out = []
-    names = list(next(iter(readings.values()))["constants"]) if readings else []
     for name, rep in readings.items():
         consts = rep["constants"]
-        fitted = {k: consts[k]["fitted"] for k in names}
+        fitted = fitted_constants(rep)
         t = rep["targets"]
         ratio = ratio_band(dict(values, **fitted))["ratio"]
         out.append({
