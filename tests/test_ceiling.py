@@ -29,23 +29,30 @@ def rows() -> list[ms.Measurement]:
     return ms.load_measurements()
 
 
-def _grid_points(values: dict) -> list[dict]:
-    """Each constant of the calibration at its lowest and highest grid value, the others as the set has them."""
-    out = []
-    for c in cal.CONSTANTS:
-        if c.name in values:
-            out += [dict(values, **{c.name: c.grid[0]}), dict(values, **{c.name: c.grid[-1]})]
-    return out
+#: Every constant and cost the ceiling claims to bound, each with a lower and a higher value: from
+#: the ceiling's values, moving any one of them either way must not predict more.
+ALTERNATIVES: dict[str, tuple] = {
+    **{f"{f}_{v}": (0.3, 1.0) for f in ("mem_efficiency", "compute_efficiency") for v in ("nvidia", "amd")},
+    **{k: (0.3, 1.0) for k in ("attention_mem_efficiency", "grouped_gemm_efficiency", "link_efficiency")},
+    **{k: (0.0, 1e-5) for k in ("step_overhead_s", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s")},
+    "reserve_fraction": (0.0, 0.2),
+    "grouped_gemm_block_m": (1, 64),
+    "include_comm": (False, True),
+    "attention_dtype": ("fp8", "bf16"),
+}
 
 
-def test_no_constants_on_the_grids_predict_more_than_the_ceiling(values, rows) -> None:
+def test_no_constant_or_cost_predicts_more_than_the_ceiling(values, rows) -> None:
     few = one_source_per_split_and_regime(rows)
     top = cl.ceilings(few, values)
     assert all(c is not None and math.isfinite(c) and c > 0 for c in top)
-    datasheet = dict(values, **cal.datasheet_values())
-    for point in [values, datasheet, *_grid_points(values)]:
+    at_ceiling = cl.ceiling_values(values)
+    points = [values, dict(values, **cal.datasheet_values())]
+    points += [dict(at_ceiling, **{key: v}) for key, alts in ALTERNATIVES.items() for v in alts]
+    for point in points:
         for row, c, rec in zip(few, top, predict_rows(few, point)):
             assert rec["predicted"] <= c * (1 + 1e-9), (row.id, rec["predicted"], c)
+
 
 
 def test_the_ratio_is_the_measurement_over_the_ceiling(values, rows) -> None:
@@ -76,11 +83,12 @@ def test_judge_doubts_rules_out_a_reading_above_the_ceiling(values, rows) -> Non
     assert cl.judge_doubts([high], [doubt], values)[0]["ruled_out"] == ["recorded", "alternative"]
 
 
-def test_the_books_doubts_are_judged_each_once(values, rows) -> None:
+def test_the_books_doubts_are_judged_each_once_and_no_recorded_reading_is_ruled_out(values, rows) -> None:
     doubts = dt.load_doubts(rows)
     judged = cl.judge_doubts(rows, doubts, values)
     assert [(j["id"], j["field"]) for j in judged] == [(d.id, d.field) for d in doubts]
     assert all(j["ratio_recorded"] is not None and j["ratio_alternative"] is not None for j in judged)
+    assert [j["id"] for j in judged if "recorded" in j["ruled_out"]] == []
 
 
 def test_validate_reports_each_rows_ratio_and_the_rows_above(tmp_path, capsys, values, rows) -> None:

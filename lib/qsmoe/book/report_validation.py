@@ -56,8 +56,8 @@ def doubt_ceiling_table(judged: list[Mapping[str, Any]], least_ratio: float) -> 
     """The judged doubts (:func:`doubt_ceilings`) whose higher ratio is at least ``least_ratio``,
     highest first: the row, its source, each reading with measured / ceiling, and the readings
     ruled out (ratio above 1)."""
-    keep = [j for j in judged if max(j["ratio_recorded"] or 0.0, j["ratio_alternative"] or 0.0) >= least_ratio]
-    keep.sort(key=lambda j: (-max(j["ratio_recorded"] or 0.0, j["ratio_alternative"] or 0.0), j["id"]))
+    higher = lambda j: max(j["ratio_recorded"] or 0.0, j["ratio_alternative"] or 0.0)  # noqa: E731
+    keep = sorted((j for j in judged if higher(j) >= least_ratio), key=lambda j: (-higher(j), j["id"]))
     ratio = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     return [{
         "row": j["id"],

@@ -40,8 +40,8 @@ judge 25.9 % -> 53.7 %, LOSO 19.5 % -> 26.4 %; with the constants fitted on ever
 
 The cost of that choice shows in the roofline ceiling (``evidence.ceiling``: every achieved
 fraction at the datasheet peak, no fixed cost, no memory reserve): a TensorRT-LLM fit row of
-Mixtral 8x7B at 128 prompt and 128 output tokens, with thousands of sequences in flight, measures
-1.43 times the most this form predicts under any constants, because a new prompt starts nearly
+Mixtral 8x7B at 128 prompt and 128 output tokens, with some 16,000 sequences in flight, measures
+1.29 times the most this form predicts under any constants, because about 127 prompts start
 every step and each streams the weights once. trtllm-bench sizes an iteration to carry the
 generation batch and its prompts together: max_num_tokens = max_batch_size * (1 + I / O), at
 least 2048 "to ensure Ctx/Gen overlap efficiency" (NVIDIA/TensorRT-LLM at a7e572f,
