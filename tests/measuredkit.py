@@ -1,10 +1,26 @@
-"""Cut-down measurement tables shared by the calibration tests (test_calibration.py, test_doubts.py)."""
+"""Cut-down measurement tables and the fixtures shared by the calibration tests (test_calibration.py,
+test_doubts.py, test_hindsight.py, test_ceiling.py): import ``values`` and ``rows`` to use them."""
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import pytest
+
 from qsmoe.evidence import measurements as ms
+from qsmoe.scenario.params import resolve
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    """The default parameter set's values."""
+    return dict(resolve().values)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[ms.Measurement]:
+    """The book's measurement table."""
+    return ms.load_measurements()
 
 
 def one_source_per_split_and_regime(rows: list[ms.Measurement]) -> list[ms.Measurement]:

@@ -17,17 +17,7 @@ from qsmoe.evidence import validation as val
 from qsmoe.scenario.params import load_params, resolve
 from qsmoe.specs.fileio import load_mapping
 
-from measuredkit import one_source_per_split_and_regime, small_table
-
-
-@pytest.fixture(scope="module")
-def values() -> dict:
-    return dict(resolve().values)
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[ms.Measurement]:
-    return ms.load_measurements()
+from measuredkit import one_source_per_split_and_regime, rows, small_table, values  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,9 @@ from qsmoe.cli import main
 from qsmoe.evidence import calibration as cal
 from qsmoe.evidence import ceiling as cl
 from qsmoe.evidence import doubts as dt
-from qsmoe.evidence import measurements as ms
 from qsmoe.evidence.validation import predict_rows
-from qsmoe.scenario.params import resolve
 
-from measuredkit import one_source_per_split_and_regime, small_table
-
-
-@pytest.fixture(scope="module")
-def values() -> dict:
-    return dict(resolve().values)
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[ms.Measurement]:
-    return ms.load_measurements()
+from measuredkit import one_source_per_split_and_regime, rows, small_table, values  # noqa: F401 (fixtures)
 
 
 #: Every constant and cost the ceiling claims to bound, each with a lower and a higher value: from

@@ -14,21 +14,10 @@ from qsmoe.evidence import calibration as cal
 from qsmoe.evidence import doubts as dt
 from qsmoe.evidence import measurements as ms
 from qsmoe.scenario.headline import ratio_band
-from qsmoe.scenario.params import resolve
 
-from measuredkit import one_source_per_split_and_regime, small_table
+from measuredkit import one_source_per_split_and_regime, rows, small_table, values  # noqa: F401 (fixtures)
 
 HEADER = ",".join(dt.COLUMNS)
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[ms.Measurement]:
-    return ms.load_measurements()
-
-
-@pytest.fixture(scope="module")
-def values() -> dict:
-    return dict(resolve().values)
 
 
 def _write(tmp_path, *lines: str):

@@ -14,14 +14,8 @@ from qsmoe.cli import main
 from qsmoe.evidence import calibration as cal
 from qsmoe.evidence import hindsight as hs
 from qsmoe.evidence import measurements as ms
-from qsmoe.scenario.params import resolve
 
-from measuredkit import one_source_per_split_and_regime, small_table
-
-
-@pytest.fixture(scope="module")
-def values() -> dict:
-    return dict(resolve().values)
+from measuredkit import one_source_per_split_and_regime, small_table, values  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
