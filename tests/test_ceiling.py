@@ -6,8 +6,10 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 
+from qsmoe.book import report_validation as rv
 from qsmoe.cli import main
 from qsmoe.evidence import calibration as cal
 from qsmoe.evidence import ceiling as cl
@@ -90,3 +92,15 @@ def test_validate_reports_each_rows_ratio_and_the_rows_above(tmp_path, capsys, v
     assert isinstance(out["above_ceiling"], list) and all("ceiling_ratio" in r for r in out["rows"])
     assert main(["validate", "--measurements", str(path)]) == 0
     assert "roofline ceiling" in capsys.readouterr().out
+
+
+def test_the_share_table_gives_each_groups_quantiles_of_the_ratio(values, rows) -> None:
+    few = one_source_per_split_and_regime(rows)
+    report = cal.validate(values, few, resamples=0, loso=False)
+    ratios = [r["ceiling_ratio"] for r in report["rows"]]
+    table = {t["group"]: t for t in rv.ceiling_share_table(report)}
+    assert table["all rows"]["rows"] == len(ratios)
+    assert table["all rows"]["median measured / ceiling"] == f"{float(np.median(ratios)):.2f}"
+    decode = [r["ceiling_ratio"] for r in report["rows"] if r["regime"] == "decode"]
+    assert table["decode-only"]["rows"] == len(decode) > 0
+    assert all(t["rows"] >= 3 for t in rv.ceiling_share_table(report, least_rows=3))

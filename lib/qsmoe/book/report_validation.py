@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 from qsmoe.evidence.calibration import STARTS, TARGETS, fitted_constants, validate
 from qsmoe.evidence.ceiling import judge_doubts
 from qsmoe.evidence.hindsight import validate_with_hindsight
@@ -142,6 +144,21 @@ def regime_table(report: Mapping[str, Any], engines: bool = False) -> list[dict[
             "fit, calibrated": _cell(s["calibrated"]["fit"][key]),
             "leave one source out": _cell(s["loso"]["all"][key]),
         })
+    return out
+
+
+def ceiling_share_table(report: Mapping[str, Any], least_rows: int = 1) -> list[dict[str, Any]]:
+    """Per regime and per engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`; every row, both splits)
+    with at least ``least_rows`` rows: the rows and the 10th, 50th and 90th percentile of
+    measured / ceiling (:mod:`qsmoe.evidence.ceiling`), how much of the most its setup could
+    give a deployment reaches."""
+    out = []
+    for label, pred in {**GROUPS, **ENGINE_GROUPS}.values():
+        ratios = [r["ceiling_ratio"] for r in report["rows"] if pred(r) and r["ceiling_ratio"] is not None]
+        if len(ratios) < least_rows:
+            continue
+        low, mid, high = np.quantile(ratios, (0.1, 0.5, 0.9))
+        out.append({"group": label, "rows": len(ratios), "median measured / ceiling": f"{mid:.2f}", "10th to 90th percentile": f"{low:.2f} to {high:.2f}"})
     return out
 
 
@@ -311,6 +328,7 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "constants_table", "error_direction", "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table",
-    "row_table", "run", "scatter_points", "second_reading", "starts_table", "targets_table", "worst_rows",
+    "TARGET_LABELS", "band_factors", "ceiling_share_table", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
+    "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
+    "second_reading", "source_level_table", "starts_table", "targets_table", "worst_rows",
 ]
