@@ -86,6 +86,11 @@ def test_validate_reports_each_rows_ratio_and_the_rows_above(tmp_path, capsys, v
     report = cal.validate(values, few, resamples=0, loso=False)
     assert [r["ceiling_ratio"] for r in report["rows"]] == pytest.approx(cl.ceiling_ratios(few, values), rel=1e-12)
     assert report["above_ceiling"] == [r["id"] for r in report["rows"] if r["ceiling_ratio"] > 1]
+    flagged = [r["id"] for r in report["rows"] if any("most its recorded setup gives" in s for s in r["suspects"])]
+    assert flagged == report["above_ceiling"]
+    above = dataclasses.replace(few[0], tokens_per_s_per_gpu=2 * cl.ceilings(few[:1], values)[0])
+    (rec,) = cal.validate(values, [above, *few[1:]], resamples=0, loso=False)["rows"][:1]
+    assert rec["ceiling_ratio"] == pytest.approx(2.0) and any("2.00 times the most" in s for s in rec["suspects"])
     path = small_table(tmp_path, rows)
     assert main(["validate", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

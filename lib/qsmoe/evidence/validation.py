@@ -197,7 +197,8 @@ def predict_rows(rows: Sequence[Measurement], values: Mapping[str, Any], *, pref
 
 def suspects(r: Record) -> list[str]:
     """Setup features of a row record that the model is known to represent poorly or that leave
-    its measurement open (from the setup fields only, never from the row id)."""
+    its measurement open (from the setup fields and, where the record has it, its
+    ``ceiling_ratio``; never from the row id)."""
     out = []
     if r["mtp"] == "yes":
         out.append("multi-token prediction on (more than one token per sequence per step)")
@@ -221,6 +222,8 @@ def suspects(r: Record) -> list[str]:
         out.append(f"low concurrency ({r['concurrency']}): per-step latencies dominate")
     if (peak_context(r) or 0) >= LONG_CONTEXT_TOKENS:
         out.append("long context")
+    if (r.get("ceiling_ratio") or 0.0) > 1.0:
+        out.append(f"measured {r['ceiling_ratio']:.2f} times the most its recorded setup gives under any constants (qsmoe.evidence.ceiling)")
     if r.get("note"):
         out.append(r["note"])
     return out
