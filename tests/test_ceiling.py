@@ -110,3 +110,7 @@ def test_the_share_table_gives_each_groups_quantiles_of_the_ratio(values, rows) 
     decode = [r["ceiling_ratio"] for r in report["rows"] if r["regime"] == "decode"]
     assert table["decode-only"]["rows"] == len(decode) > 0
     assert all(t["rows"] >= 3 for t in rv.ceiling_share_table(report, least_rows=3))
+
+
+def test_a_ratio_is_above_the_ceiling_only_past_one() -> None:
+    assert [cl.above_ceiling(x) for x in (None, 0.5, 1.0, 1.0001)] == [False, False, False, True]

@@ -147,19 +147,24 @@ def regime_table(report: Mapping[str, Any], engines: bool = False) -> list[dict[
     return out
 
 
-def ceiling_share_table(report: Mapping[str, Any], least_rows: int = 1) -> list[dict[str, Any]]:
-    """Per regime and per engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`; every row, both splits)
-    with at least ``least_rows`` rows: the rows and the 10th, 50th and 90th percentile of
-    measured / ceiling (:mod:`qsmoe.evidence.ceiling`), how much of the most its setup could
-    give a deployment reaches."""
-    out = []
-    for label, pred in {**GROUPS, **ENGINE_GROUPS}.values():
+def ceiling_shares(report: Mapping[str, Any], least_rows: int = 1) -> dict[str, dict[str, Any]]:
+    """Per regime and per engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`, keyed as there; every
+    row, both splits) with at least ``least_rows`` rows: {label, rows, q10, median, q90} of
+    measured / ceiling (:mod:`qsmoe.evidence.ceiling`), how much of the most its setup could give
+    a deployment reaches."""
+    out = {}
+    for key, (label, pred) in {**GROUPS, **ENGINE_GROUPS}.items():
         ratios = [r["ceiling_ratio"] for r in report["rows"] if pred(r) and r["ceiling_ratio"] is not None]
-        if len(ratios) < least_rows:
-            continue
-        low, mid, high = np.quantile(ratios, (0.1, 0.5, 0.9))
-        out.append({"group": label, "rows": len(ratios), "median measured / ceiling": f"{mid:.2f}", "10th to 90th percentile": f"{low:.2f} to {high:.2f}"})
+        if len(ratios) >= least_rows:
+            low, mid, high = np.quantile(ratios, (0.1, 0.5, 0.9))
+            out[key] = {"label": label, "rows": len(ratios), "q10": float(low), "median": float(mid), "q90": float(high)}
     return out
+
+
+def ceiling_share_table(report: Mapping[str, Any], least_rows: int = 1) -> list[dict[str, Any]]:
+    """:func:`ceiling_shares` as table rows: group, rows, median and 10th to 90th percentile."""
+    return [{"group": s["label"], "rows": s["rows"], "median measured / ceiling": f"{s['median']:.2f}",
+             "10th to 90th percentile": f"{s['q10']:.2f} to {s['q90']:.2f}"} for s in ceiling_shares(report, least_rows).values()]
 
 
 def _value(c: Mapping[str, Any], v: float | None) -> str:
@@ -328,7 +333,7 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 
 __all__ = [
-    "TARGET_LABELS", "band_factors", "ceiling_share_table", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
+    "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
     "second_reading", "source_level_table", "starts_table", "targets_table", "worst_rows",
 ]

@@ -40,7 +40,7 @@ import numpy as np
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
-from qsmoe.evidence.ceiling import ceiling_ratios
+from qsmoe.evidence.ceiling import above_ceiling, ceiling_ratios
 from qsmoe.evidence.measurements import Measurement
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import GROUPS, group_stats, log_errors, predict_rows, summarize_errors, suspects
@@ -450,7 +450,7 @@ def validate(values: Mapping[str, Any] | None = None, rows: Sequence[Measurement
         "fixed": {k: values[k] for k in ("link_efficiency", "reserve_fraction", "include_comm", "routing_skew") if k in values and k not in fitted},
         "prefill_stalls": prefill_stalls,
         "rows": records,
-        "above_ceiling": [r["id"] for r in records if r["ceiling_ratio"] is not None and r["ceiling_ratio"] > 1.0],
+        "above_ceiling": [r["id"] for r in records if above_ceiling(r["ceiling_ratio"])],
         "summary": summary,
         "band": {
             "judge": prediction_band([r["log_error_calibrated"] for r in records if r["split"] == "judge"]),

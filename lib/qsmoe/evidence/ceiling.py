@@ -57,6 +57,12 @@ def ceiling_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return dict(values, **CEILING_VALUES)
 
 
+def above_ceiling(ratio: float | None) -> bool:
+    """Whether a measured / ceiling ratio exceeds 1, so that no constants can predict the row
+    (False without a ratio)."""
+    return ratio is not None and ratio > 1.0
+
+
 def ceilings(rows: Sequence[Measurement], values: Mapping[str, Any], *, prefill_stalls: bool = True) -> list[float | None]:
     """ceiling_i [output tokens/s per GPU] of each row (None where the setup gives no prediction)."""
     return [r["predicted"] for r in predict_rows(rows, ceiling_values(values), prefill_stalls=prefill_stalls)]
@@ -81,5 +87,5 @@ def judge_doubts(rows: Sequence[Measurement], doubts: Sequence[Doubt], values: M
         readings = {"recorded": as_recorded, "alternative": as_alternative}
         out.append({"id": d.id, "field": d.field, "recorded": d.recorded, "alternative": d.alternative,
                     "ratio_recorded": as_recorded, "ratio_alternative": as_alternative,
-                    "ruled_out": [k for k, x in readings.items() if x is not None and x > 1.0]})
+                    "ruled_out": [k for k, x in readings.items() if above_ceiling(x)]})
     return out
