@@ -29,6 +29,7 @@ ALTERNATIVES: dict[str, tuple] = {
     "grouped_gemm_block_m": (1, 64),
     "include_comm": (False, True),
     "attention_dtype": ("fp8", "bf16"),
+    "roofline_softness": (0.0, 0.62),
 }
 
 

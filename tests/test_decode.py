@@ -38,9 +38,9 @@ def layouts(profile) -> tuple[str, ...]:
 
 
 #: the datasheet roofline: no kernel floors, no collective latencies, attention at the same
-#: bandwidth fraction as weights, grouped GEMMs at the dense GEMM's FLOP/s and unpadded (the hand
-#: computations below assume it)
-ROOFLINE = dict(mem_efficiency=MEM_EFF, compute_efficiency=COMPUTE_EFF, step_overhead_s=0.0, kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=MEM_EFF, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1)
+#: bandwidth fraction as weights, grouped GEMMs at the dense GEMM's FLOP/s and unpadded, each group
+#: the slower of its compute and memory time (softness 0) (the hand computations below assume it)
+ROOFLINE = dict(mem_efficiency=MEM_EFF, compute_efficiency=COMPUTE_EFF, step_overhead_s=0.0, kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=MEM_EFF, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1, roofline_softness=0.0)
 
 
 def dep(gpus: int = 8, layout: str = "tp", **kw) -> Deployment:

@@ -1,5 +1,7 @@
-"""Kernel floors, grouped-GEMM padding and grouped-GEMM efficiency (physics/kernels.py)."""
+"""Kernel floors, the soft roofline, grouped-GEMM padding and grouped-GEMM efficiency (physics/kernels.py)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from hypothesis import given, strategies as st
 from qsmoe.physics.decode import step_time
 from qsmoe.errors import QsError
 from qsmoe.physics.deployment import Deployment
-from qsmoe.physics.kernels import KERNELS_PER_LAYER, achieved_fraction, kernels_per_step, launch_floor_s, tile_padding
+from qsmoe.physics.kernels import KERNELS_PER_LAYER, achieved_fraction, kernels_per_step, launch_floor_s, roofline_time_s, tile_padding
 from qsmoe.physics.profile import profile_of
 from qsmoe.physics.serve import prefill_time
 from qsmoe.specs.hardware import load_hardware
@@ -60,7 +62,54 @@ def test_floor_adds_a_constant_to_every_step() -> None:
 
 
 def _ep(**kw: object) -> Deployment:
-    return Deployment(H200, gpus=8, layout="ep", kernel_floor_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, **kw)
+    """DeepSeek-V3 EP8 on H200 without fixed costs, under the classic roofline (softness 0, so a
+    group's time is exactly its slower side)."""
+    return Deployment(H200, gpus=8, layout="ep", kernel_floor_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, roofline_softness=0.0, **kw)
+
+
+@given(st.floats(0.0, 1e-2), st.floats(0.0, 1e-2), st.floats(0.01, 1.0))
+def test_soft_roofline_lies_between_the_max_and_the_sum(c: float, m: float, s: float) -> None:
+    t = float(roofline_time_s(c, m, s))
+    assert max(c, m) * (1 - 1e-12) <= t <= (c + m) * (1 + 1e-12)
+
+
+def test_soft_roofline_limits_and_shape() -> None:
+    c, m = np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.0, 0.0])
+    assert np.array_equal(roofline_time_s(c, m, 0.0), np.maximum(c, m))
+    assert np.allclose(roofline_time_s(c, m, 1.0), c + m)
+    assert float(roofline_time_s(1.0, 1.0, 0.62)) == pytest.approx(2 ** 0.62)  # at the ridge: 2^s times either side
+    assert float(roofline_time_s(2.0, 1.0, 0.5)) == pytest.approx(5.0 ** 0.5)  # (2^2 + 1^2)^(1/2)
+    softs = np.linspace(0.0, 1.0, 11)
+    assert np.all(np.diff([float(roofline_time_s(1.0, 0.7, s)) for s in softs]) > 0)  # grows with s
+    assert float(roofline_time_s(1e-300, 1e-300, 0.01)) > 0 and np.isfinite(roofline_time_s(1e300, 1e300, 0.01))
+    assert float(roofline_time_s(7.0, 3.0, 0.62)) == pytest.approx(10.0 * float(roofline_time_s(0.7, 0.3, 0.62)))  # degree one
+
+
+def test_soft_roofline_slows_a_step_only_near_its_ridge() -> None:
+    """Softness adds time to every group with both sides (DeepSeek-V3 EP8, H200): most at the batch
+    where the routed experts' FLOPs meet their weight bytes; never less than the hard roofline."""
+    ctx, batch = 4096.0, np.array([1.0, 64.0, 512.0, 4096.0, 32768.0])
+    hard = step_time(DS, _ep(), ctx, batch).total_s
+    soft = step_time(DS, dataclasses.replace(_ep(), roofline_softness=0.62), ctx, batch).total_s
+    assert np.all(soft >= hard) and np.all(soft <= 2 ** 0.62 * hard)
+    assert np.argmax(soft / hard) not in (0, len(batch) - 1)
+
+
+def test_prefill_pays_the_soft_roofline_too() -> None:
+    """A prefill's matmul and attention groups take R_s of their two sides: between the hard
+    roofline's time and that time plus the smaller side of each (the sum, at s = 1)."""
+    hard = prefill_time(DS, _ep(), 2048, 8)
+    soft = prefill_time(DS, dataclasses.replace(_ep(), roofline_softness=0.62), 2048, 8)
+    summed = prefill_time(DS, dataclasses.replace(_ep(), roofline_softness=1.0), 2048, 8)
+    assert float(hard.total_s) < float(soft.total_s) < float(summed.total_s)
+    assert float(soft.comm_s) == float(hard.comm_s) and float(soft.overhead_s) == float(hard.overhead_s)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), True])
+def test_roofline_softness_out_of_range_is_a_named_error(bad: object) -> None:
+    with pytest.raises(QsError) as err:
+        Deployment(H200, roofline_softness=bad)
+    assert err.value.field == "roofline_softness"
 
 
 def test_grouped_gemm_efficiency_divides_routed_compute_only() -> None:

@@ -53,9 +53,10 @@ TOY_HW = HardwareSpec(id="toy", name="toy", vendor="test", hbm_bytes=100e9, hbm_
 
 
 def toy_dep(**changes: object) -> Deployment:
-    """The toy served as one static batch on the bare roofline (no floors or latencies)."""
+    """The toy served as one static batch on the bare (hard, softness 0) roofline (no floors or latencies)."""
     base = dict(hardware=TOY_HW, gpus=1, layout="tp", weight_dtype="bf16", kv_dtype="bf16", mem_efficiency=1.0, compute_efficiency=1.0, step_overhead_s=0.0,
-                kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=1.0, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1, batching="static")
+                kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=1.0, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1,
+                roofline_softness=0.0, batching="static")
     base.update(changes)
     return Deployment(**base)
 

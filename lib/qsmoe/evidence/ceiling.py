@@ -10,11 +10,13 @@ back (:data:`CEILING_VALUES`):
     include_comm = false (collectives hidden behind the step, as a perfect overlap would),
     reserve_fraction = 0 (all of the HBM for weights and KV cache),
     grouped_gemm_block_m = 1 (no tile padding), attention_dtype = fp8 (the faster attention peak),
+    roofline_softness = 0 (each kernel the slower of its compute and memory time, not more),
 
     ceiling_i = pred_i(CEILING_VALUES),    ratio_i = meas_i / ceiling_i                 [1]
 
-Every part of the model's step (a roofline time F / (P * eta_c) or Q / (BW * eta_m), a fixed
-cost) only shrinks as a fraction rises to 1 or a cost falls to 0, and a zero reserve admits the
+Every part of the model's step (a roofline time R_s(F / (P * eta_c), Q / (BW * eta_m)), which
+is at least the max of the two and grows with s, a fixed cost) only shrinks as a fraction rises to
+1, the softness falls to 0 or a cost falls to 0, and a zero reserve admits the
 largest batch, whose throughput B / T(B) is the largest because T is affine in B with a positive
 intercept (the weights). So no values of the fitted constants, and no reserve, link efficiency
 or latency, predict more than ceiling_i. What stays as the parameter set and data/engines/ have
@@ -49,6 +51,7 @@ CEILING_VALUES: dict[str, float | int | bool | str] = {
     "reserve_fraction": 0.0,
     "grouped_gemm_block_m": 1,
     "attention_dtype": "fp8",
+    "roofline_softness": 0.0,
 }
 
 

@@ -1,4 +1,4 @@
-"""Published kernel rates used as checks on the fitted constants (data/kernels/).
+"""Published kernel rates (data/kernels/): a check on a fitted constant and the fit of another.
 
 ``grouped_gemm_check`` reads DeepGEMM's H800 tables and gives, for each grouped-GEMM layout, the
 range over its rows of
@@ -7,16 +7,43 @@ range over its rows of
 
 the rate a grouped GEMM reaches relative to a dense GEMM of the same expert shape: the quantity
 ``grouped_gemm_efficiency`` fits for the decode (masked) layout.
+
+``roofline_fit`` fits the soft roofline of ``qsmoe.physics.kernels.roofline_time_s`` to every row
+of the same tables. Row i (G groups of an m x k by k x n FP8 GEMM with a BF16 output) does
+
+    F_i = 2 G m n k  FLOPs,    Q_i = G (m k + n k + 2 m n)  bytes                 (the README's own
+                                                                                  TFLOPS and GB/s)
+
+in the published time t_i = F_i / TFLOP/s_i, and the model gives
+
+    t_i(s, eta_c, eta_m) = R_s(F_i / (P * eta_c), Q_i / (BW * eta_m))
+
+with P the H800's dense FP8 peak and BW its HBM bandwidth (data/hardware/h800.yaml). The fit is
+the grid point (s, eta_c, eta_m) with the smallest rms of ln(t_i(s, ...) / t_i) over the rows
+(s from 0 to 1 by :data:`SOFTNESS_STEP`, each eta from 0.40 to 1.00 by :data:`EFFICIENCY_STEP`;
+a tie keeps the lower s). Only s is carried to the serving model (``roofline_softness`` in
+data/params/default.yaml): eta_c and eta_m of one kernel library on one GPU are not the achieved
+fractions of a serving step, which the calibration fits on the measurements.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
+from qsmoe.physics.kernels import roofline_time_s
 from qsmoe.specs.fileio import load_mapping
+from qsmoe.specs.hardware import load_hardware
 
 DEEPGEMM_PATH = DATA_DIR / "kernels" / "deepgemm-h800.yaml"
+#: The accelerator DeepGEMM's tables were measured on, and the format of their inputs.
+DEEPGEMM_HARDWARE, DEEPGEMM_DTYPE = "h800", "fp8"
+#: Grid steps of the fit: the softness s and the two achieved fractions.
+SOFTNESS_STEP, EFFICIENCY_STEP = 0.01, 0.005
+#: Every table of the file, with the group count of the dense rows (one GEMM).
+_TABLES = ("dense", "contiguous", "masked")
 
 
 def grouped_gemm_check(path: Any = None) -> dict[str, Any]:
@@ -24,7 +51,11 @@ def grouped_gemm_check(path: Any = None) -> dict[str, Any]:
     of grouped / dense TFLOP/s per layout and the tokens per group of the masked rows."""
     path = DEEPGEMM_PATH if path is None else path
     data = load_mapping(path)
-    dense = {(r["n"], r["k"]): float(r["tflops"]) for r in data["dense"]}
+    largest = {}
+    for r in data["dense"]:  # the dense reference of a shape is its largest-M row (M = 4096)
+        if r["m"] >= largest.get((r["n"], r["k"]), {"m": -1})["m"]:
+            largest[(r["n"], r["k"])] = r
+    dense = {shape: float(r["tflops"]) for shape, r in largest.items()}
     out: dict[str, Any] = {k: data[k] for k in ("source", "url", "commit")}
     for layout in ("masked", "contiguous"):
         rows = data[layout]
@@ -36,3 +67,55 @@ def grouped_gemm_check(path: Any = None) -> dict[str, Any]:
         ratios = [float(r["tflops"]) / dense[(r["n"], r["k"])] for r in rows]
         out[layout] = {"low": min(ratios), "high": max(ratios), "m_low": min(r["m"] for r in rows), "m_high": max(r["m"] for r in rows)}
     return out
+
+
+def kernel_rows(path: Any = None) -> list[dict[str, float]]:
+    """Every row of the tables as {table, groups, m, n, k, flops, bytes, time_s, gbps}: F_i, Q_i and
+    t_i of the module docstring, and the published GB/s."""
+    path = DEEPGEMM_PATH if path is None else path
+    data = load_mapping(path)
+    out = []
+    for table in _TABLES:
+        for r in data[table]:
+            g, m, n, k = (float(r.get("groups", 1)), float(r["m"]), float(r["n"]), float(r["k"]))
+            tflops = float(r["tflops"])
+            if not tflops > 0:
+                raise QsError(f"must be a positive rate, got {r['tflops']!r}", source=str(path), field=f"{table}.tflops")
+            flops = 2.0 * g * m * n * k
+            out.append({"table": table, "groups": g, "m": m, "n": n, "k": k, "flops": flops,
+                        "bytes": g * (m * k + n * k + 2.0 * m * n), "time_s": flops / (tflops * 1e12), "gbps": float(r["gbps"])})
+    return out
+
+
+def _ln_errors(rows: list[dict[str, float]], softness: float, eta_c: np.ndarray, eta_m: np.ndarray) -> np.ndarray:
+    """ln(t_i(s, eta_c, eta_m) / t_i) over the rows (last axis), broadcast over the eta grids."""
+    hw = load_hardware(DEEPGEMM_HARDWARE)
+    flops = np.array([r["flops"] for r in rows])
+    nbytes = np.array([r["bytes"] for r in rows])
+    published = np.array([r["time_s"] for r in rows])
+    compute = flops / (hw.peak_for(DEEPGEMM_DTYPE) * np.asarray(eta_c)[..., None])
+    memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * np.asarray(eta_m)[..., None])
+    return np.log(roofline_time_s(compute, memory, softness) / published)
+
+
+def roofline_fit(path: Any = None) -> dict[str, Any]:
+    """The fit of the module docstring: {softness, eta_c, eta_m, rms (of ln t at the fit),
+    rms_hard (the best rms with s = 0, the classic roofline), rms_by_softness ({s: best rms} at
+    s = 0, 0.25, 0.5, 0.75, 1), rows (their number), source, url, commit}."""
+    path = DEEPGEMM_PATH if path is None else path
+    rows = kernel_rows(path)
+    grid = np.round(np.arange(0.40, 1.0 + EFFICIENCY_STEP / 2, EFFICIENCY_STEP), 3)
+    eta_c, eta_m = np.meshgrid(grid, grid, indexing="ij")
+
+    def best(softness: float) -> tuple[float, float, float]:
+        rms = np.sqrt(np.mean(_ln_errors(rows, softness, eta_c, eta_m) ** 2, axis=-1))
+        i = np.unravel_index(int(np.argmin(rms)), rms.shape)
+        return float(rms[i]), float(eta_c[i]), float(eta_m[i])
+
+    softnesses = np.round(np.arange(0.0, 1.0 + SOFTNESS_STEP / 2, SOFTNESS_STEP), 2)
+    fits = {float(s): best(float(s)) for s in softnesses}
+    s_best = min(fits, key=lambda s: (round(fits[s][0], 12), s))
+    data = load_mapping(path)
+    return {"softness": s_best, "eta_c": fits[s_best][1], "eta_m": fits[s_best][2], "rms": fits[s_best][0],
+            "rms_hard": fits[0.0][0], "rms_by_softness": {s: fits[s][0] for s in (0.0, 0.25, 0.5, 0.75, 1.0)},
+            "rows": len(rows), **{k: data[k] for k in ("source", "url", "commit")}}

@@ -1,8 +1,10 @@
 """Decode step time and throughput: a roofline per operation group, summed.
 
-For each group on the busiest GPU,  t = max(F / (P * eta_c), Q / (BW * eta_m)),
+For each group on the busiest GPU,  t = R_s(F / (P * eta_c), Q / (BW * eta_m)),
 with F its FLOPs, Q the bytes it reads (weights or KV cache), P the dense peak for its
-format, BW the HBM bandwidth and eta the achievable fractions. The step time is
+format, BW the HBM bandwidth, eta the achievable fractions and R_s the soft roofline of
+``kernels.roofline_time_s`` (max of the two at ``roofline_softness`` s = 0, their sum at 1;
+the time counts as compute or memory by the larger side). The step time is
 
     T(B, L) = sum_groups t  +  T_comm  +  T_overhead,
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from qsmoe.physics.comm import collectives_time_s
 from qsmoe.physics.deployment import Deployment
-from qsmoe.physics.kernels import launch_floor_s, tile_padding
+from qsmoe.physics.kernels import launch_floor_s, roofline_time_s, tile_padding
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, check_context, hbm_budget, kv_split
 from qsmoe.physics.profile import DecodeProfile
@@ -110,17 +112,19 @@ class _Roofline:
         self.kv_bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.attention_mem_efficiency
         self.matmul_peak = matmul_peak * dep.compute_efficiency
         self.attn_peak = dep.hardware.peak_for(dep.attention_dtype) * dep.compute_efficiency
+        self.softness = dep.roofline_softness
         self.compute = self.weights = self.kv = 0.0
 
     def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
         compute_s = flops / (self.attn_peak if kv else self.matmul_peak)
         memory_s = nbytes / (self.kv_bw if kv else self.bw)
+        time_s = roofline_time_s(compute_s, memory_s, self.softness)
         is_compute = compute_s > memory_s
-        self.compute = self.compute + np.where(is_compute, compute_s, 0.0)
+        self.compute = self.compute + np.where(is_compute, time_s, 0.0)
         if kv:
-            self.kv = self.kv + np.where(is_compute, 0.0, memory_s)
+            self.kv = self.kv + np.where(is_compute, 0.0, time_s)
         else:
-            self.weights = self.weights + np.where(is_compute, 0.0, memory_s)
+            self.weights = self.weights + np.where(is_compute, 0.0, time_s)
 
 
 def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:

@@ -68,6 +68,7 @@ class Deployment:
     attention_mem_efficiency: float = _default("attention_mem_efficiency")  # achieved / peak HBM bandwidth of attention over the KV cache
     grouped_gemm_efficiency: float = _default("grouped_gemm_efficiency")  # routed-expert GEMM FLOP/s / a dense GEMM's
     grouped_gemm_block_m: int = _default("grouped_gemm_block_m")  # M block tokens per expert are padded to
+    roofline_softness: float = _default("roofline_softness")  # overlap of a kernel's compute and memory time (kernels.roofline_time_s)
     batching: str = _default("batching")  # continuous | static (serve.py, batching.py)
     mtp_draft_tokens: int = _default("mtp_draft_tokens")  # draft tokens verified per sequence per step (0 = off)
     mtp_acceptance_length: float = _default("mtp_acceptance_length")  # mean tokens emitted per sequence per step
@@ -101,6 +102,8 @@ class Deployment:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise QsError(f"must be a time in [0, 1) s, got {value!r}", field=name)
+        if isinstance(self.roofline_softness, bool) or not isinstance(self.roofline_softness, (int, float)) or not 0 <= self.roofline_softness <= 1:
+            raise QsError(f"must be in [0, 1], got {self.roofline_softness!r}", field="roofline_softness")
         if self.batching not in BATCHING:
             raise QsError(f"{self.batching!r} is not one of {', '.join(BATCHING)}", field="batching")
         if isinstance(self.grouped_gemm_block_m, bool) or not isinstance(self.grouped_gemm_block_m, int) or not 1 <= self.grouped_gemm_block_m <= 4096:

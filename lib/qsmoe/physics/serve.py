@@ -4,15 +4,17 @@ A replica of G GPUs serves C requests of I prompt tokens and O output tokens eac
 static batch. Prefill emits the first output token, so O - 1 decode steps follow:
 
     T_prefill = t_matmul + t_attention + T_comm(C*I tokens) + T_overhead
-      t_matmul    = max( 2 * (C*I*A_mm + C*H) / G / (P_w * eta_c),  W_gpu / (BW * eta_m) )
-      t_attention = max( C * a * I(I+1)/2 / G / (P_bf16 * eta_c),   C*I*kv / split / (BW * eta_m) )
+      t_matmul    = R_s( 2 * (C*I*A_mm + C*H) / G / (P_w * eta_c),  W_gpu / (BW * eta_m) )
+      t_attention = R_s( C * a * I(I+1)/2 / G / (P_attn * eta_c),   C*I*kv / split / (BW * eta_m) )
     T_decode  = (O - 1) * T_step(C, L = I + O/2)               (decode.step_time)
     throughput = C * O / (T_prefill + T_decode)                 output tokens/s
     per GPU    = throughput / G
 
 with A_mm the decode-path matmul parameters a prompt token multiplies (attention projections,
 routers, norms, dense FFN, shared and top-k/E of the routed experts; the LM head H runs only
-on the last prompt position), a = ``prefill_attn_flops_per_context_token`` (MLA un-absorbed;
+on the last prompt position), R_s the soft roofline (``kernels.roofline_time_s``: the max of its
+two arguments at ``roofline_softness`` 0), P_attn the peak of ``attention_dtype``,
+a = ``prefill_attn_flops_per_context_token`` (MLA un-absorbed;
 so a causal prompt
 costs a * I(I+1)/2 ~ a * I^2/2 per request), W_gpu the weights resident on one GPU (a long
 prompt batch touches every expert), kv the KV-cache bytes written per prompt token, split the
@@ -22,7 +24,8 @@ C*I tokens. All prefill FLOPs are assumed balanced over the G GPUs. Prefill coun
 ``step_overhead_s``; each decode step counts its own.
 
 The decode step time of this model is affine in the context L (every group is either
-independent of L or, like attention, proportional to L on both sides of its roofline max),
+independent of L or, like attention, proportional to L on both sides of its roofline, and
+R_s is homogeneous of degree one),
 so the mean over the decode steps j = 1 .. O-1, which attend to I + j tokens, equals the
 step time at the mean context I + O/2 exactly: no quadrature is needed. (With
 ``comm_overlap`` the exposed communication max(0, T_comm - rest) is convex in L, and the
@@ -41,6 +44,7 @@ import numpy as np
 from qsmoe.physics.batching import chunk_compute_s, running_and_queued, steps_per_request
 from qsmoe.physics.decode import BOUNDS, StepTime, fixed_step_s, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.kernels import roofline_time_s
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget, weight_bytes_per_gpu
 from qsmoe.physics.profile import DecodeProfile
@@ -98,8 +102,10 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     attn_compute = attn_flops / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
     ways = dep.parallelism.prefill_kv_ways(profile, g)
     attn_memory = tokens * profile.kv_values_per_token * dep.kv_bytes / ways / bw
-    compute = np.where(mm_compute > mm_memory, mm_compute, 0.0) + np.where(attn_compute > attn_memory, attn_compute, 0.0)
-    memory = np.where(mm_compute > mm_memory, 0.0, mm_memory) + np.where(attn_compute > attn_memory, 0.0, attn_memory)
+    mm_s = roofline_time_s(mm_compute, mm_memory, dep.roofline_softness)
+    attn_s = roofline_time_s(attn_compute, attn_memory, dep.roofline_softness)
+    compute = np.where(mm_compute > mm_memory, mm_s, 0.0) + np.where(attn_compute > attn_memory, attn_s, 0.0)
+    memory = np.where(mm_compute > mm_memory, 0.0, mm_s) + np.where(attn_compute > attn_memory, 0.0, attn_s)
     comm = comm_time_s(profile, dep, tokens)
     shape = np.broadcast(compute, memory, comm).shape
     return PrefillTime(

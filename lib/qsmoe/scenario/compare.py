@@ -24,7 +24,7 @@ from qsmoe.physics.profile import DecodeProfile, profile_of
 from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES, author_claim, dense_profile, estimate_q
 from qsmoe.physics.routing import fraction_streamed
 
-DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "grouped_gemm_block_m", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
+DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "grouped_gemm_block_m", "roofline_softness", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
 
 
 def _number(values: Mapping[str, Any], key: str) -> Any:
@@ -58,7 +58,7 @@ def deployment_from(values: Mapping[str, Any], layout: str) -> Deployment:
     those of the accelerator's vendor (:func:`vendor_fractions`)."""
     hardware = load_hardware(_number(values, "hardware"))
     kwargs = {k: _number(values, k) for k in DEPLOYMENT_KEYS}
-    for key in ("reserve_fraction", "link_efficiency", "step_overhead_s", "routing_skew", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "mtp_acceptance_length"):
+    for key in ("reserve_fraction", "link_efficiency", "step_overhead_s", "routing_skew", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "roofline_softness", "mtp_acceptance_length"):
         if isinstance(kwargs[key], bool) or not isinstance(kwargs[key], (int, float)):
             raise QsError(f"expected a number, got {kwargs[key]!r}", field=key)
         kwargs[key] = float(kwargs[key])

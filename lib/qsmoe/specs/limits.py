@@ -54,6 +54,7 @@ PARAMETER_BOUNDS = {
     "link_efficiency": (0.01, 1.0),
     "attention_mem_efficiency": (0.01, 1.0),
     "grouped_gemm_efficiency": (0.01, 1.0),
+    "roofline_softness": (0.0, 1.0),
     "step_overhead_s": (0.0, 10.0),
     "kernel_floor_s": (0.0, 1e-3),
     "routing_skew": (0.0, 20.0),
