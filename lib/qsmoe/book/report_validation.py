@@ -71,6 +71,13 @@ def doubt_ceiling_table(judged: list[Mapping[str, Any]], least_ratio: float) -> 
     } for j in keep]
 
 
+def softness_reading(values: Mapping[str, Any], softness: float) -> dict[str, Any]:
+    """:func:`qsmoe.evidence.calibration.validate` on the book's measurements under ``values`` with
+    ``roofline_softness`` set to ``softness`` and the constants refitted (no bootstrap, no LOSO):
+    what the fit and the judge give under another roofline (``qsmoe.physics.kernels``)."""
+    return validate(dict(values, roofline_softness=softness), load_measurements(), resamples=0, loso=False)
+
+
 def readings_table(values: Mapping[str, Any], readings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per reading of the table ({name: validate report}): the fit median
     |ln(pred / meas)|, the judge medians (all, MoE, worst regime), the constants fitted, and the
@@ -335,5 +342,5 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 __all__ = [
     "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
-    "second_reading", "source_level_table", "starts_table", "targets_table", "worst_rows",
+    "second_reading", "softness_reading", "source_level_table", "starts_table", "targets_table", "worst_rows",
 ]
