@@ -18,13 +18,17 @@ from qsmoe.specs.models import load_model
 
 DS = profile_of(load_model("deepseek-v3"))
 LLAMA = profile_of(load_model("llama-3.1-8b"))
+QWEN3 = profile_of(load_model("qwen3-235b-a22b"))
 H200 = load_hardware("h200")
 
 
 def test_kernel_count_follows_the_layers() -> None:
     k = KERNELS_PER_LAYER
     assert kernels_per_step(LLAMA) == 32 * (k["attention"] + k["dense_ffn"]) + k["head"]
-    assert kernels_per_step(DS) == 61 * k["attention"] + 3 * k["dense_ffn"] + 58 * k["moe"] + k["head"]
+    assert kernels_per_step(DS) == 61 * k["attention"] + 3 * k["dense_ffn"] + 58 * (k["moe"] + k["shared_expert"]) + k["head"]
+    # no shared experts, no shared-expert GEMMs: Qwen3-235B (94 MoE layers) and Mixtral 8x7B (32)
+    assert kernels_per_step(QWEN3) == 94 * (k["attention"] + k["moe"]) + k["head"]
+    assert kernels_per_step(profile_of(load_model("mixtral-8x7b"))) == 32 * (k["attention"] + k["moe"]) + k["head"]
 
 
 def test_launch_floor_is_count_times_per_kernel_time() -> None:
