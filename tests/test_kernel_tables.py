@@ -8,6 +8,8 @@ from qsmoe.errors import QsError
 from qsmoe.evidence.kernel_tables import grouped_gemm_check, kernel_rows, roofline_fit
 from qsmoe.specs.fileio import load_mapping
 
+from measuredkit import rows, values  # noqa: F401 (fixtures)
+
 
 def test_deepgemm_ratios_by_hand() -> None:
     """Masked 4 x 256 gate-up 932 / dense 1410 is the lowest, masked 1 x 1024 gate-up 1233 / 1410
@@ -45,7 +47,8 @@ def test_the_parameter_sets_softness_is_the_fit_on_the_published_kernels() -> No
     assert 0 < fit["softness"] < 1 and fit["rms"] < fit["rms_hard"]
     # the fit is the lowest rms on its grid: no listed softness, the hard roofline included, does better
     assert all(fit["rms"] <= rms + 1e-12 for rms in fit["rms_by_softness"].values())
-    assert fit["rms_by_softness"][0.0] == fit["rms_hard"]
+    assert fit["rms_by_softness"][0.0] == fit["rms_hard"] and fit["rms_by_softness"][fit["softness"]] == fit["rms"]
+    assert len(fit["rms_by_softness"]) == 101  # every s of the grid, 0 to 1 by 0.01
 
 
 def test_a_roofline_fit_recovers_the_softness_that_made_the_times(tmp_path) -> None:
@@ -65,3 +68,20 @@ def test_a_roofline_fit_recovers_the_softness_that_made_the_times(tmp_path) -> N
     fit = roofline_fit(p)
     assert (fit["softness"], fit["eta_c"], fit["eta_m"]) == (0.3, 0.8, 0.6)
     assert fit["rms"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_softness_table_names_each_softness_and_its_kernel_fit(values, rows) -> None:
+    """One validation per softness (constants refitted at each): the row of the parameter set's own
+    softness is marked, every row carries the kernel rms at its softness, and a softness off the
+    kernel fit's grid has none."""
+    from qsmoe.book import report_validation as rv
+    from qsmoe.evidence import calibration as cal
+    from measuredkit import one_source_per_split_and_regime
+
+    few = one_source_per_split_and_regime(rows)
+    reads = {s: cal.validate(dict(values, roofline_softness=s), few, resamples=0, loso=False) for s in (0.0, values["roofline_softness"], 0.333)}
+    fit = roofline_fit()
+    table = rv.softness_table(values, reads, fit["rms_by_softness"])
+    assert [t["reading"] for t in table] == ["0.00", f"{values['roofline_softness']:.2f} (this book)", "0.33"]
+    assert table[0]["kernel rms of ln t"] == f"{fit['rms_hard']:.3f}" and table[2]["kernel rms of ln t"] == "n/a"
+    assert reads[0.0]["targets"] != reads[values["roofline_softness"]]["targets"] or reads[0.0]["constants"] != reads[values["roofline_softness"]]["constants"]

@@ -78,6 +78,20 @@ def softness_reading(values: Mapping[str, Any], softness: float) -> dict[str, An
     return validate(dict(values, roofline_softness=softness), load_measurements(), resamples=0, loso=False)
 
 
+def softness_table(values: Mapping[str, Any], readings: Mapping[float, Mapping[str, Any]], kernel_rms: Mapping[float, float]) -> list[dict[str, Any]]:
+    """:func:`readings_table` of one validate report per roofline softness ({s: report}, e.g. from
+    :func:`softness_reading`), each row named by its softness (the parameter set's own marked) and
+    given the rms of ln t the same softness reaches on the published kernel times (``kernel_rms``,
+    :func:`qsmoe.evidence.kernel_tables.roofline_fit`'s ``rms_by_softness``)."""
+    used = values["roofline_softness"]
+    names = {s: f"{s:.2f}" + (" (this book)" if s == used else "") for s in readings}
+    rows = readings_table(values, {names[s]: rep for s, rep in readings.items()})
+    for row, s in zip(rows, readings):
+        rms = kernel_rms.get(round(s, 2))
+        row["kernel rms of ln t"] = "n/a" if rms is None or round(s, 2) != s else f"{rms:.3f}"
+    return rows
+
+
 def readings_table(values: Mapping[str, Any], readings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per reading of the table ({name: validate report}): the fit median
     |ln(pred / meas)|, the judge medians (all, MoE, worst regime), the constants fitted, and the
@@ -342,5 +356,5 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 __all__ = [
     "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
-    "second_reading", "softness_reading", "source_level_table", "starts_table", "targets_table", "worst_rows",
+    "second_reading", "softness_reading", "softness_table", "source_level_table", "starts_table", "targets_table", "worst_rows",
 ]

@@ -101,7 +101,7 @@ def _ln_errors(rows: list[dict[str, float]], softness: float, eta_c: np.ndarray,
 def roofline_fit(path: Any = None) -> dict[str, Any]:
     """The fit of the module docstring: {softness, eta_c, eta_m, rms (of ln t at the fit),
     rms_hard (the best rms with s = 0, the classic roofline), rms_by_softness ({s: best rms} at
-    s = 0, 0.25, 0.5, 0.75, 1), rows (their number), source, url, commit}."""
+    every s of the grid), rows (their number), source, url, commit}."""
     path = DEEPGEMM_PATH if path is None else path
     rows = kernel_rows(path)
     grid = np.round(np.arange(0.40, 1.0 + EFFICIENCY_STEP / 2, EFFICIENCY_STEP), 3)
@@ -117,5 +117,5 @@ def roofline_fit(path: Any = None) -> dict[str, Any]:
     s_best = min(fits, key=lambda s: (round(fits[s][0], 12), s))
     data = load_mapping(path)
     return {"softness": s_best, "eta_c": fits[s_best][1], "eta_m": fits[s_best][2], "rms": fits[s_best][0],
-            "rms_hard": fits[0.0][0], "rms_by_softness": {s: fits[s][0] for s in (0.0, 0.25, 0.5, 0.75, 1.0)},
+            "rms_hard": fits[0.0][0], "rms_by_softness": {s: fit[0] for s, fit in fits.items()},
             "rows": len(rows), **{k: data[k] for k in ("source", "url", "commit")}}
