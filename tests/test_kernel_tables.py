@@ -85,3 +85,11 @@ def test_the_softness_table_names_each_softness_and_its_kernel_fit(values, rows)
     assert [t["reading"] for t in table] == ["0.00", f"{values['roofline_softness']:.2f} (this book)", "0.33"]
     assert table[0]["kernel rms of ln t"] == f"{fit['rms_hard']:.3f}" and table[2]["kernel rms of ln t"] == "n/a"
     assert reads[0.0]["targets"] != reads[values["roofline_softness"]]["targets"] or reads[0.0]["constants"] != reads[values["roofline_softness"]]["constants"]
+
+
+def test_a_kernel_row_without_its_rate_is_a_named_error(tmp_path) -> None:
+    p = tmp_path / "t.yaml"
+    p.write_text("source: s\nurl: u\ncommit: c\ndense:\n  - {m: 64, n: 1, k: 1, tflops: 1}\ncontiguous: []\nmasked: []\n", encoding="utf-8")
+    with pytest.raises(QsError) as err:
+        kernel_rows(p)
+    assert err.value.field == "dense" and "gbps" in str(err.value)

@@ -42,7 +42,7 @@ DEEPGEMM_PATH = DATA_DIR / "kernels" / "deepgemm-h800.yaml"
 DEEPGEMM_HARDWARE, DEEPGEMM_DTYPE = "h800", "fp8"
 #: Grid steps of the fit: the softness s and the two achieved fractions.
 SOFTNESS_STEP, EFFICIENCY_STEP = 0.01, 0.005
-#: Every table of the file, with the group count of the dense rows (one GEMM).
+#: Every table of the file (a dense row is one GEMM: groups = 1).
 _TABLES = ("dense", "contiguous", "masked")
 
 
@@ -77,6 +77,9 @@ def kernel_rows(path: Any = None) -> list[dict[str, float]]:
     out = []
     for table in _TABLES:
         for r in data[table]:
+            missing = [key for key in ("m", "n", "k", "tflops", "gbps") if key not in r]
+            if missing:
+                raise QsError(f"a row has no {missing[0]!r}", source=str(path), field=table)
             g, m, n, k = (float(r.get("groups", 1)), float(r["m"]), float(r["n"]), float(r["k"]))
             tflops = float(r["tflops"])
             if not tflops > 0:
