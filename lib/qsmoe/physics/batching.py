@@ -12,19 +12,23 @@ the prefill of B / n_out new requests, n_out = O / a the steps a request lives (
 per step, 1 without MTP):
 
     chunked prefill:  T = T_step(B, I + O/2) + T_chunk(B * I / n_out tokens)
-    own steps:        T = T_step(B, I + O/2) + (B / n_out) * T_prefill(1 request of I)
+    own steps:        T = T_step(B, I + O/2) + (B / n_out) / k * T_prefill(k requests of I)
+                      k = max(1, min(floor(N_pass / I), floor(B / n_out)))
     output tokens/s per GPU = B * a / T / G
 
 T_chunk charges only what the prompt tokens add to a step whose weights are already streamed:
 their GEMM and causal-attention FLOPs (``chunk_compute_s``) and their link bytes.
 
-A prefill of its own is one pass per prompt, so each new prompt streams the weights once. Letting
-one pass hold k = max(1, min(floor(N_tok / I), floor(B / n_out))) prompts, N_tok = 8192 (TensorRT-
-LLM's max_num_tokens default), was tried (131 rows, 18 sources; refitted, the constants did not
-move): the TensorRT-LLM 128/128 fit rows went from -35 % and -63 % to -9 % and -3 %, but the
-DeepSeek-R1 expert-parallel rows at 1024/1024 rose from +2 % to +24 % to +42 % to +68 % (their
-accuracy leaned on the over-charged prefill), and judge 27.8 % -> 30.5 %, MoE judge 25.9 % ->
-30.1 %, LOSO 19.5 % -> 25.6 %. Not kept.
+A prefill of its own streams the weights once per pass, and one pass holds k prompts: as many
+of the B / n_out new prompts of a step as the engine's token budget per pass N_pass
+(``prefill_tokens_per_pass`` in data/engines/: TensorRT-LLM's max_num_tokens default, 8192) admits,
+at least one; an engine without a stated budget takes one prompt per pass (k = 1). Under the hard
+roofline this form was tried and not kept (judge 27.8 % -> 30.5 %, MoE judge 25.9 % -> 30.1 %,
+LOSO 19.5 % -> 25.6 %: the DeepSeek-R1 expert-parallel rows had leaned on the over-charged
+prefill). Under the soft roofline (``kernels.roofline_time_s``; 131 rows, 18 sources, refitted:
+grouped_gemm_efficiency 0.5 -> 0.4) it gives judge 23.3 % -> 23.0 %, MoE judge 21.2 % -> 21.3 %,
+worst regime 40.7 % -> 38.7 %, LOSO 16.3 % -> 16.2 %, and the row that measured above its roofline
+ceiling with one prompt per pass (below) no longer does, so it is kept.
 
 TensorRT-LLM's own documentation of in-flight batching says "sequences in context phase can be
 processed together with sequences in generation phase" in one iteration (NVIDIA/TensorRT-LLM at
@@ -38,11 +42,11 @@ and step_overhead_s to 0.5 ms, and the TensorRT-LLM judge sources got worse (585
 judge 25.9 % -> 53.7 %, LOSO 19.5 % -> 26.4 %; with the constants fitted on every row
 (``evidence.hindsight``) 17.3 % either way. Not kept: the engine keeps its own prefill steps.
 
-The cost of that choice shows in the roofline ceiling (``evidence.ceiling``: every achieved
-fraction at the datasheet peak, no fixed cost, no memory reserve): a TensorRT-LLM fit row of
-Mixtral 8x7B at 128 prompt and 128 output tokens, with some 16,000 sequences in flight, measures
-1.29 times the most this form predicts under any constants, because about 127 prompts start
-every step and each streams the weights once. trtllm-bench sizes an iteration to carry the
+With one prompt per pass the roofline ceiling (``evidence.ceiling``: every achieved fraction at
+the datasheet peak, no fixed cost, no memory reserve) showed the cost: a TensorRT-LLM fit row of
+Mixtral 8x7B at 128 prompt and 128 output tokens, with some 16,000 sequences in flight, measured
+1.29 times the most that form predicts under any constants, because about 127 prompts start
+every step and each streamed the weights once. trtllm-bench sizes an iteration to carry the
 generation batch and its prompts together: max_num_tokens = max_batch_size * (1 + I / O), at
 least 2048 "to ensure Ctx/Gen overlap efficiency" (NVIDIA/TensorRT-LLM at a7e572f,
 tensorrt_llm/bench/build/tuning.py, finetune_setting).
@@ -80,6 +84,16 @@ def chunk_compute_s(profile: DecodeProfile, dep: Deployment, prompt_tokens: np.n
     mm = 2.0 * n * (profile.proj_params + profile.decode_ffn_active_params) / g / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
     attn = n * profile.prefill_attn_flops_per_context_token * (np.asarray(input_len, dtype=float) + 1) / 2 / g / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
     return mm + attn
+
+
+def prompts_per_pass(input_len: np.ndarray, new_per_step: np.ndarray, tokens_per_pass: int | None) -> np.ndarray:
+    """k = max(1, min(floor(N_pass / I), floor(B / n_out))) [prompts]: the prompts one prefill pass of
+    its own holds (module docstring); 1 where the engine states no budget (``tokens_per_pass`` None)."""
+    i = np.asarray(input_len, dtype=float)
+    new = np.asarray(new_per_step, dtype=float)
+    if tokens_per_pass is None:
+        return np.ones(np.broadcast(i, new).shape)
+    return np.maximum(1.0, np.minimum(np.floor(tokens_per_pass / i), np.floor(new)))
 
 
 def steady_step_s(decode_step_s: np.ndarray, prefill_per_step_s: np.ndarray) -> np.ndarray:

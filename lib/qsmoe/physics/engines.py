@@ -2,6 +2,8 @@
 from the engine that runs it.
 
   chunked_prefill   bool   prefill shares decode steps (True) or runs as its own steps (False)
+  prefill_tokens_per_pass  tokens  with its own steps: the prompt tokens one prefill pass may hold
+                           (the engine's default max_num_tokens); null: one prompt per pass
   scheduling_s      s      CPU scheduling + sampling per step not hidden behind the GPU
   default_for       ids    accelerators for which ``engine: auto`` picks this engine
 
@@ -29,6 +31,7 @@ class EngineSpec:
     name: str
     chunked_prefill: bool
     scheduling_s: float
+    prefill_tokens_per_pass: int | None
     default_for: tuple[str, ...]
 
 
@@ -40,7 +43,11 @@ def load_engine(engine_id: str) -> EngineSpec:
     path = ENGINES_DIR / f"{engine_id}.yaml"
     f = Fields(load_mapping(path), str(path.relative_to(DATA_DIR.parent)))
     names = f.raw("default_for", [])
-    return EngineSpec(id=f.string("id"), name=f.string("name"), chunked_prefill=f.boolean("chunked_prefill"), scheduling_s=f.number("scheduling_s", strict=False), default_for=tuple(names))
+    per_pass = f.raw("prefill_tokens_per_pass", None)
+    if per_pass is not None and (isinstance(per_pass, bool) or not isinstance(per_pass, int) or per_pass < 1):
+        raise QsError(f"must be a whole number of tokens >= 1 or null, got {per_pass!r}", source=str(path), field="prefill_tokens_per_pass")
+    return EngineSpec(id=f.string("id"), name=f.string("name"), chunked_prefill=f.boolean("chunked_prefill"), scheduling_s=f.number("scheduling_s", strict=False),
+                      prefill_tokens_per_pass=per_pass, default_for=tuple(names))
 
 
 def resolve_engine(requested: str, hardware: HardwareSpec) -> str:

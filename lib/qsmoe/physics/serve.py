@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsmoe.physics.batching import chunk_compute_s, running_and_queued, steps_per_request
+from qsmoe.physics.batching import chunk_compute_s, prompts_per_pass, running_and_queued, steps_per_request
 from qsmoe.physics.decode import BOUNDS, StepTime, fixed_step_s, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
 from qsmoe.physics.kernels import roofline_time_s
@@ -257,7 +257,8 @@ def _assemble(dep: Deployment, i: np.ndarray, o: np.ndarray, c: np.ndarray, reas
 
 def _continuous(profile: DecodeProfile, dep: Deployment, i: np.ndarray, o: np.ndarray, c: np.ndarray, budget) -> ServeResult:
     """Steady-state continuous batching (``batching`` module): B = min(C, B_max) in flight, the rest
-    queued; each step at context I + O/2 also absorbs B / n_out prefills (chunked or own steps)."""
+    queued; each step at context I + O/2 also absorbs B / n_out prefills (chunked, or own passes of
+    k prompts each)."""
     running, queued = running_and_queued(c, budget.max_batch)
     reason = np.where(budget.reason != FEASIBLE, budget.reason, FEASIBLE)
     i, o, c, running, queued, reason, max_c = np.broadcast_arrays(i, o, c, running, queued, reason, budget.max_batch)
@@ -270,7 +271,8 @@ def _continuous(profile: DecodeProfile, dep: Deployment, i: np.ndarray, o: np.nd
         link = comm_time_s(profile, dep, b_eval * dep.tokens_per_sequence_step + tokens) - comm_time_s(profile, dep, b_eval * dep.tokens_per_sequence_step)
         absorbed = chunk_compute_s(profile, dep, tokens, i) + link
     else:
-        absorbed = new_per_step * pre.total_s
+        per_pass = prompts_per_pass(i, new_per_step, dep.engine_spec.prefill_tokens_per_pass)
+        absorbed = new_per_step / per_pass * prefill_time(profile, dep, i, per_pass).total_s
     return _assemble(dep, i, o, c, reason, max_c, pre, step, running_batch=running, queued=queued, prefill_per_step_s=absorbed)
 
 
