@@ -51,11 +51,8 @@ def grouped_gemm_check(path: Any = None) -> dict[str, Any]:
     of grouped / dense TFLOP/s per layout and the tokens per group of the masked rows."""
     path = DEEPGEMM_PATH if path is None else path
     data = load_mapping(path)
-    largest = {}
-    for r in data["dense"]:  # the dense reference of a shape is its largest-M row (M = 4096)
-        if r["m"] >= largest.get((r["n"], r["k"]), {"m": -1})["m"]:
-            largest[(r["n"], r["k"])] = r
-    dense = {shape: float(r["tflops"]) for shape, r in largest.items()}
+    # the dense reference of a shape is its largest-M row (M = 4096): in increasing M, the last one wins
+    dense = {(r["n"], r["k"]): float(r["tflops"]) for r in sorted(data["dense"], key=lambda r: r["m"])}
     out: dict[str, Any] = {k: data[k] for k in ("source", "url", "commit")}
     for layout in ("masked", "contiguous"):
         rows = data[layout]
@@ -90,17 +87,6 @@ def kernel_rows(path: Any = None) -> list[dict[str, float]]:
     return out
 
 
-def _ln_errors(rows: list[dict[str, float]], softness: float, eta_c: np.ndarray, eta_m: np.ndarray) -> np.ndarray:
-    """ln(t_i(s, eta_c, eta_m) / t_i) over the rows (last axis), broadcast over the eta grids."""
-    hw = load_hardware(DEEPGEMM_HARDWARE)
-    flops = np.array([r["flops"] for r in rows])
-    nbytes = np.array([r["bytes"] for r in rows])
-    published = np.array([r["time_s"] for r in rows])
-    compute = flops / (hw.peak_for(DEEPGEMM_DTYPE) * np.asarray(eta_c)[..., None])
-    memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * np.asarray(eta_m)[..., None])
-    return np.log(roofline_time_s(compute, memory, softness) / published)
-
-
 def roofline_fit(path: Any = None) -> dict[str, Any]:
     """The fit of the module docstring: {softness, eta_c, eta_m, rms (of ln t at the fit),
     rms_hard (the best rms with s = 0, the classic roofline), rms_by_softness ({s: best rms} at
@@ -109,9 +95,14 @@ def roofline_fit(path: Any = None) -> dict[str, Any]:
     rows = kernel_rows(path)
     grid = np.round(np.arange(0.40, 1.0 + EFFICIENCY_STEP / 2, EFFICIENCY_STEP), 3)
     eta_c, eta_m = np.meshgrid(grid, grid, indexing="ij")
+    hw = load_hardware(DEEPGEMM_HARDWARE)
+    published = np.array([r["time_s"] for r in rows])
+    # c_i and m_i at every (eta_c, eta_m) of the grid, rows on the last axis; only R_s depends on s
+    compute = np.array([r["flops"] for r in rows]) / (hw.peak_for(DEEPGEMM_DTYPE) * eta_c[..., None])
+    memory = np.array([r["bytes"] for r in rows]) / (hw.hbm_bandwidth_bytes_per_s * eta_m[..., None])
 
     def best(softness: float) -> tuple[float, float, float]:
-        rms = np.sqrt(np.mean(_ln_errors(rows, softness, eta_c, eta_m) ** 2, axis=-1))
+        rms = np.sqrt(np.mean(np.log(roofline_time_s(compute, memory, softness) / published) ** 2, axis=-1))
         i = np.unravel_index(int(np.argmin(rms)), rms.shape)
         return float(rms[i]), float(eta_c[i]), float(eta_m[i])
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from qsmoe.physics.comm import collectives_time_s
 from qsmoe.physics.deployment import Deployment
-from qsmoe.physics.kernels import launch_floor_s, roofline_time_s, tile_padding
+from qsmoe.physics.kernels import launch_floor_s, roofline_parts_s, tile_padding
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, check_context, hbm_budget, kv_split
 from qsmoe.physics.profile import DecodeProfile
@@ -116,15 +116,12 @@ class _Roofline:
         self.compute = self.weights = self.kv = 0.0
 
     def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
-        compute_s = flops / (self.attn_peak if kv else self.matmul_peak)
-        memory_s = nbytes / (self.kv_bw if kv else self.bw)
-        time_s = roofline_time_s(compute_s, memory_s, self.softness)
-        is_compute = compute_s > memory_s
-        self.compute = self.compute + np.where(is_compute, time_s, 0.0)
+        compute_s, memory_s = roofline_parts_s(flops / (self.attn_peak if kv else self.matmul_peak), nbytes / (self.kv_bw if kv else self.bw), self.softness)
+        self.compute = self.compute + compute_s
         if kv:
-            self.kv = self.kv + np.where(is_compute, 0.0, time_s)
+            self.kv = self.kv + memory_s
         else:
-            self.weights = self.weights + np.where(is_compute, 0.0, time_s)
+            self.weights = self.weights + memory_s
 
 
 def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tokens_on_busiest_gpu: np.ndarray) -> np.ndarray:

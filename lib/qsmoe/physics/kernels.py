@@ -135,6 +135,16 @@ def roofline_time_s(compute_s: object, memory_s: object, softness: float) -> np.
     return hi * (1.0 + ratio ** (1.0 / softness)) ** softness
 
 
+def roofline_parts_s(compute_s: object, memory_s: object, softness: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R_s booked as compute, R_s booked as memory) [s]: the kernel's time R_s(c, m)
+    (:func:`roofline_time_s`) under the larger of its two sides, 0 under the other (memory on a tie)."""
+    c = np.asarray(compute_s, dtype=float)
+    m = np.asarray(memory_s, dtype=float)
+    t = roofline_time_s(c, m, softness)
+    is_compute = c > m
+    return np.where(is_compute, t, 0.0), np.where(is_compute, 0.0, t)
+
+
 def tile_padding(tokens_per_expert: np.ndarray, block_m: float) -> np.ndarray:
     """ceil(m / m_block) * m_block / m (>= 1, dimensionless): the compute a grouped GEMM spends on
     m tokens per expert relative to m; 1 where m <= 0 (no expert runs) or block_m <= 1."""

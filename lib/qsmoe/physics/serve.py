@@ -44,7 +44,7 @@ import numpy as np
 from qsmoe.physics.batching import chunk_compute_s, prompts_per_pass, running_and_queued, steps_per_request
 from qsmoe.physics.decode import BOUNDS, StepTime, fixed_step_s, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
-from qsmoe.physics.kernels import roofline_time_s
+from qsmoe.physics.kernels import roofline_parts_s
 from qsmoe.errors import QsError
 from qsmoe.physics.memory import BATCH_TOO_LARGE, FEASIBLE, REASONS, WEIGHTS_DO_NOT_FIT, hbm_budget, weight_bytes_per_gpu
 from qsmoe.physics.profile import DecodeProfile
@@ -102,10 +102,10 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     attn_compute = attn_flops / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
     ways = dep.parallelism.prefill_kv_ways(profile, g)
     attn_memory = tokens * profile.kv_values_per_token * dep.kv_bytes / ways / bw
-    mm_s = roofline_time_s(mm_compute, mm_memory, dep.roofline_softness)
-    attn_s = roofline_time_s(attn_compute, attn_memory, dep.roofline_softness)
-    compute = np.where(mm_compute > mm_memory, mm_s, 0.0) + np.where(attn_compute > attn_memory, attn_s, 0.0)
-    memory = np.where(mm_compute > mm_memory, 0.0, mm_s) + np.where(attn_compute > attn_memory, 0.0, attn_s)
+    mm_on_compute, mm_on_memory = roofline_parts_s(mm_compute, mm_memory, dep.roofline_softness)
+    attn_on_compute, attn_on_memory = roofline_parts_s(attn_compute, attn_memory, dep.roofline_softness)
+    compute = mm_on_compute + attn_on_compute
+    memory = mm_on_memory + attn_on_memory
     comm = comm_time_s(profile, dep, tokens)
     shape = np.broadcast(compute, memory, comm).shape
     return PrefillTime(
