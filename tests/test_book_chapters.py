@@ -143,10 +143,13 @@ class TestBasicsThroughputAndHbm:
             assert s["layout"] == dep.layout
             assert s["replicated"] + s["sharded"] == pytest.approx(s["total"])
             # what each layout replicates (qsmoe.physics.memory): tp nothing, ep the non-expert
-            # weights, dp-tp the attention weights
+            # weights, dp-tp the attention weights; each group in its format (the embedding and
+            # LM head in head_dtype, the rest of the attention side in attention_proj_dtype)
+            emb, attention = float(prof.embedding_params), float(prof.resident_attention_params)
+            attention_side = emb * dep.group_weight_bytes("head") + (attention - emb) * dep.group_weight_bytes("attention")
             expected = {"tp": 0.0,
-                        "ep": float(prof.resident_other_params) * dep.weight_bytes,
-                        "dp-tp": float(prof.resident_attention_params) * dep.weight_bytes}[dep.layout]
+                        "ep": attention_side + (float(prof.resident_other_params) - attention) * dep.weight_bytes,
+                        "dp-tp": attention_side}[dep.layout]
             assert s["replicated"] == pytest.approx(expected, rel=1e-6, abs=1e3)
 
     def test_batch_vs_context(self, values):
@@ -379,13 +382,17 @@ class TestPlacementGrid:
 
     def test_resident_weights(self, values):
         r = ch07.resident_weights_gb(values, "deepseek-v3")
-        # 671 B parameters in FP8 (one byte each) is about 671 GB
-        assert r["moe_weights_gb"] == pytest.approx(671, rel=0.01)
+        # 671 B parameters in FP8 (one byte each) is about 671 GB, plus one more byte for each of the
+        # 2 x 129280 x 7168 = 1.85 B parameters of the embedding and LM head, kept in BF16
+        assert r["moe_weights_gb"] == pytest.approx(671 + 2 * 129280 * 7168 / 1e9, rel=0.01)
         assert r["usable_per_gpu_gb"] == pytest.approx(141 * 0.9)
         # expert parallel: one GPU holds the non-expert weights plus 1/G of the experts
         assert r["moe_weights_gb"] / values["gpus"] < r["moe_weights_per_gpu_gb"] < r["moe_weights_gb"]
-        bf16 = ch07.resident_weights_gb(dict(values, weight_dtype="bf16"), "deepseek-v3")
-        assert bf16["moe_weights_gb"] == pytest.approx(2 * r["moe_weights_gb"])
+        uniform = dict(values, head_dtype="same", attention_proj_dtype="same")
+        fp8 = ch07.resident_weights_gb(uniform, "deepseek-v3")
+        bf16 = ch07.resident_weights_gb(dict(uniform, weight_dtype="bf16"), "deepseek-v3")
+        assert bf16["moe_weights_gb"] == pytest.approx(2 * fp8["moe_weights_gb"])
+        assert r["moe_weights_gb"] - fp8["moe_weights_gb"] == pytest.approx(2 * 129280 * 7168 / 1e9, rel=1e-6)
         assert ch07.resident_weights_gb(values, "deepseek-v3", 8192)["moe_kv_per_sequence_gb"] == pytest.approx(2 * r["moe_kv_per_sequence_gb"])
 
 

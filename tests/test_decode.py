@@ -39,8 +39,9 @@ def layouts(profile) -> tuple[str, ...]:
 
 #: the datasheet roofline: no kernel floors, no collective latencies, attention at the same
 #: bandwidth fraction as weights, grouped GEMMs at the dense GEMM's FLOP/s and unpadded, each group
-#: the slower of its compute and memory time (softness 0) (the hand computations below assume it)
-ROOFLINE = dict(mem_efficiency=MEM_EFF, compute_efficiency=COMPUTE_EFF, step_overhead_s=0.0, kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=MEM_EFF, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1, roofline_softness=0.0)
+#: the slower of its compute and memory time (softness 0), every weight group in weight_dtype
+#: (the hand computations below assume it)
+ROOFLINE = dict(mem_efficiency=MEM_EFF, compute_efficiency=COMPUTE_EFF, step_overhead_s=0.0, kernel_floor_s=0.0, kernel_launch_s=0.0, allreduce_latency_s=0.0, alltoall_latency_s=0.0, attention_mem_efficiency=MEM_EFF, grouped_gemm_efficiency=1.0, grouped_gemm_block_m=1, roofline_softness=0.0, attention_proj_dtype="same", head_dtype="same")
 
 
 def dep(gpus: int = 8, layout: str = "tp", **kw) -> Deployment:
@@ -67,14 +68,18 @@ def test_default_deployment_matches_the_parameter_set() -> None:
 def test_small_batch_step_is_weight_streaming_time() -> None:
     """Llama-3.1-8B, 1 H200, batch 1, context 0: every weight on the decode path is read once.
 
-    8.03e9 parameters (published) in fp8 (1 B), less the input embedding, of which a step reads
-    only one row: t = (8.03e9 - 128256*4096) / (4.8e12 * 0.8) = 1.954 ms.
+    8.03e9 parameters (published), less the input embedding, of which a step reads only one row;
+    the untied LM head (128256 x 4096, the embedding's size) in bf16 (2 B, ``head_dtype``), the
+    rest in fp8 (1 B): t = ((8.03e9 - 2 * 128256*4096) * 1 + 128256*4096 * 2) / (4.8e12 * 0.8)
+    = 2.091 ms (1.954 ms with the head in fp8 too).
     """
-    step = step_time(PROFILES["llama-3.1-8b"], dep(1), 0, 1)
-    hand = (8.03e9 - LLAMA8B_EMBED) * 1.0 / (H200_BW * MEM_EFF)
+    step = step_time(PROFILES["llama-3.1-8b"], dep(1, head_dtype="bf16"), 0, 1)
+    hand = ((8.03e9 - 2 * LLAMA8B_EMBED) * 1.0 + LLAMA8B_EMBED * 2.0) / (H200_BW * MEM_EFF)
+    head_fp8 = step_time(PROFILES["llama-3.1-8b"], dep(1), 0, 1)
+    assert float(head_fp8.total_s) == pytest.approx((8.03e9 - LLAMA8B_EMBED) * 1.0 / (H200_BW * MEM_EFF), rel=0.01)
     assert float(step.total_s) == pytest.approx(hand, rel=0.01)
     assert float(step.compute_s) == 0.0 and float(step.kv_s) == 0.0 and float(step.comm_s) == 0.0
-    r = decode(PROFILES["llama-3.1-8b"], dep(1), 0, 1).record()
+    r = decode(PROFILES["llama-3.1-8b"], dep(1, head_dtype="bf16"), 0, 1).record()
     assert r["bound"] == "weights"
     assert r["tokens_per_s"] == pytest.approx(1 / hand, rel=0.01)
 
@@ -166,6 +171,41 @@ def test_weight_dtype_sets_the_bytes_streamed() -> None:
     fp8 = float(step_time(p, dep(1, weight_dtype="fp8"), 0, 1).weights_s)
     assert float(step_time(p, dep(1, weight_dtype="bf16"), 0, 1).weights_s) == pytest.approx(2 * fp8, rel=1e-12)
     assert float(step_time(p, dep(1, weight_dtype="fp4"), 0, 1).weights_s) == pytest.approx(fp8 / 2, rel=1e-12)
+
+
+def test_weight_groups_are_read_and_held_in_their_own_formats() -> None:
+    """A checkpoint may store weight groups in different formats (Meta's Llama 3.1 FP8 keeps its
+    attention projections BF16; published FP8 and FP4 checkpoints keep the LM head BF16).
+
+    Llama-3.1-405B on 8 H200 (tp, fp8): BF16 attention projections add A_proj / 8 bytes to a batch-1
+    step's weight read and (A_attention - A_emb) / 8 to each GPU's resident bytes, and at batch 4096
+    their GEMMs take 2 * A_proj * 4096 / 8 * (1 / 989.5 - 1 / 1979) / 0.6 TFLOP-seconds more; a BF16
+    head adds H / 8 to the read and A_emb / 8 to the residence (every parameter once: A_emb).
+    DeepSeek-V3 on 8 GPUs ep replicates the attention side, so a BF16 head adds all of A_emb per GPU.
+    """
+    from qsmoe.physics.memory import weight_bytes_per_gpu, weight_bytes_total
+
+    p = PROFILES["llama-3.1-405b"]
+    base, att, head = dep(8), dep(8, attention_proj_dtype="bf16"), dep(8, head_dtype="bf16")
+    bw = H200_BW * MEM_EFF
+    w0 = float(step_time(p, base, 0, 1).weights_s)
+    assert float(step_time(p, att, 0, 1).weights_s) - w0 == pytest.approx(p.proj_params / 8 / bw, rel=1e-9)
+    assert float(step_time(p, head, 0, 1).weights_s) - w0 == pytest.approx(p.head_params / 8 / bw, rel=1e-9)
+    c0 = float(step_time(p, base, 0, 4096).compute_s)
+    extra_s = 2 * p.proj_params * 4096 / 8 * (1 / H200_BF16 - 1 / H200_FP8) / COMPUTE_EFF
+    assert float(step_time(p, att, 0, 4096).compute_s) - c0 == pytest.approx(extra_s, rel=1e-9)
+    r0 = float(weight_bytes_per_gpu(p, base))
+    assert float(weight_bytes_per_gpu(p, att)) - r0 == pytest.approx((p.resident_attention_params - p.embedding_params) / 8, rel=1e-9)
+    assert float(weight_bytes_per_gpu(p, head)) - r0 == pytest.approx(p.embedding_params / 8, rel=1e-9)
+    assert float(weight_bytes_total(p, head)) - float(weight_bytes_total(p, base)) == pytest.approx(p.embedding_params, rel=1e-9)
+    d = PROFILES["deepseek-v3"]
+    ep_gain = float(weight_bytes_per_gpu(d, dep(8, "ep", head_dtype="bf16"))) - float(weight_bytes_per_gpu(d, dep(8, "ep")))
+    assert ep_gain == pytest.approx(d.embedding_params, rel=1e-9)
+    assert dep(8, attention_proj_dtype="fp8", head_dtype="fp8").weight_format("head") == "fp8"
+    with pytest.raises(QsError, match="attention_proj_dtype"):
+        dep(8, attention_proj_dtype="fp7")
+    with pytest.raises(QsError, match="head_dtype"):
+        dep(8, head_dtype=3)
 
 
 # --- Monotonicity over the shipped models -----------------------------------------------

@@ -7,6 +7,7 @@ The reason given for a badly predicted row is its list of setup features
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -17,6 +18,7 @@ from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import Doubt, apply_doubts, load_doubts
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS, group_stats
+from qsmoe.physics.deployment import SAME_AS_WEIGHTS
 from qsmoe.scenario.headline import ratio_band
 
 Record = Mapping[str, Any]
@@ -76,6 +78,15 @@ def softness_reading(values: Mapping[str, Any], softness: float) -> dict[str, An
     ``roofline_softness`` set to ``softness`` and the constants refitted (no bootstrap, no LOSO):
     what the fit and the judge give under another roofline (``qsmoe.physics.kernels``)."""
     return validate(dict(values, roofline_softness=softness), load_measurements(), resamples=0, loso=False)
+
+
+def uniform_format_reading(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`qsmoe.evidence.calibration.validate` on the book's measurements with every weight group
+    in the row's ``weight_dtype`` (``head_dtype`` and ``attention_proj_dtype`` ``same``, the rows'
+    own attention formats dropped) and the constants refitted (no bootstrap, no LOSO): what the
+    checkpoints' mixed formats (``Deployment.weight_format``) change."""
+    rows = [replace(row, attention_proj_dtype=None) for row in load_measurements()]
+    return validate(dict(values, head_dtype=SAME_AS_WEIGHTS, attention_proj_dtype=SAME_AS_WEIGHTS), rows, resamples=0, loso=False)
 
 
 def softness_table(values: Mapping[str, Any], readings: Mapping[float, Mapping[str, Any]], kernel_rms: Mapping[float, float]) -> list[dict[str, Any]]:
@@ -356,5 +367,5 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 __all__ = [
     "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
-    "second_reading", "softness_reading", "softness_table", "source_level_table", "starts_table", "targets_table", "worst_rows",
+    "second_reading", "softness_reading", "softness_table", "source_level_table", "starts_table", "targets_table", "uniform_format_reading", "worst_rows",
 ]

@@ -47,8 +47,10 @@ MTP_STATES = ("yes", "no", "unknown")
 YES_NO = ("yes", "no")
 #: Columns a table may leave out: ``cuda_graphs`` (``yes`` / ``no``: whether the decode steps were
 #: replayed as CUDA/HIP graphs, as the source or the engine's code at the recorded version shows;
-#: empty: not established, the parameter set's ``use_cuda_graphs`` applies).
-OPTIONAL_COLUMNS = ("cuda_graphs",)
+#: empty: not established, the parameter set's ``use_cuda_graphs`` applies) and
+#: ``attention_proj_dtype`` (the format the checkpoint stores its attention projections in where it
+#: differs from ``weight_dtype``; empty: the parameter set's ``attention_proj_dtype`` applies).
+OPTIONAL_COLUMNS = ("cuda_graphs", "attention_proj_dtype")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Measurement:
     engine_version: str = ""
     mtp: str = "no"
     cuda_graphs: bool | None = None
+    attention_proj_dtype: str | None = None
     disaggregated: bool = False
     source_id: str = ""
     parallelism: str = ""
@@ -221,6 +224,7 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
             engine_version=raw["engine_version"].strip(),
             mtp=_parse_choice(raw["mtp"], source, rid, "mtp", MTP_STATES),
             cuda_graphs=_parse_optional_yes_no(raw.get("cuda_graphs") or "", source, rid, "cuda_graphs"),
+            attention_proj_dtype=_parse_choice(raw["attention_proj_dtype"], source, rid, "attention_proj_dtype", dtypes) if (raw.get("attention_proj_dtype") or "").strip() else None,
             disaggregated=_parse_choice(raw["disaggregated"], source, rid, "disaggregated", YES_NO) == "yes",
             source_id=source_id,
             parallelism=raw["parallelism"].strip(),

@@ -98,13 +98,15 @@ class Prediction:
 
 def row_values(row: Measurement, values: Mapping[str, Any]) -> dict[str, Any]:
     """The parameter values for ``row``: its accelerator, GPUs, formats, overlap and (when the
-    set has the key) its engine and, where the row records it, whether CUDA/HIP graphs were on;
-    everything else from ``values``."""
+    set has the key) its engine and, where the row records them, whether CUDA/HIP graphs were on
+    and its checkpoint's attention-projection format; everything else from ``values``."""
     merged = dict(values, hardware=row.hardware, gpus=row.n_gpus, weight_dtype=row.weight_dtype, kv_dtype=row.kv_dtype, comm_overlap=row.comm_overlap)
     if "engine" in values:
         merged["engine"] = row.engine if row.engine in MODELLED_ENGINES else "auto"
     if "use_cuda_graphs" in values and row.cuda_graphs is not None:
         merged["use_cuda_graphs"] = row.cuda_graphs
+    if "attention_proj_dtype" in values and row.attention_proj_dtype is not None:
+        merged["attention_proj_dtype"] = row.attention_proj_dtype
     return merged
 
 
@@ -163,7 +165,7 @@ def setup_record(row: Measurement) -> dict[str, Any]:
     return {
         "id": row.id, "model": row.model, "hardware": row.hardware, "vendor": row.vendor, "regime": row.regime,
         "moe": row.moe, "split": row.split, "source_id": row.source_id, "n_gpus": row.n_gpus, "layout": row.layout,
-        "comm_overlap": row.comm_overlap, "weight_dtype": row.weight_dtype, "kv_dtype": row.kv_dtype,
+        "comm_overlap": row.comm_overlap, "weight_dtype": row.weight_dtype, "attention_proj_dtype": row.attention_proj_dtype, "kv_dtype": row.kv_dtype,
         "context": row.context, "input_len": row.input_len, "output_len": row.output_len,
         "concurrency": row.concurrency, "engine": row.engine, "engine_version": row.engine_version,
         "mtp": row.mtp, "cuda_graphs": row.cuda_graphs, "disaggregated": row.disaggregated, "measured": row.tokens_per_s_per_gpu,

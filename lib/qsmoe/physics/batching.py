@@ -71,17 +71,32 @@ def steps_per_request(output_len: np.ndarray, emitted_per_step: float) -> np.nda
     return np.asarray(output_len, dtype=float) / emitted_per_step
 
 
+def prompt_matmul_peak_s(profile: DecodeProfile, dep: Deployment, tokens: object, prompts: object) -> np.ndarray:
+    """Seconds at full peak of the GEMMs of a prefill over ``tokens`` prompt tokens of ``prompts`` prompts:
+
+    2 / G * (n * A_proj / P_attention + n * A_ffn / P_ffn + c * A_head / P_head)
+
+    with A_proj the attention projections, A_ffn the FFN weights a token multiplies (dense, shared,
+    top-k routed), A_head the LM head (one logit row per prompt), each group at the peak of its
+    weight format (``Deployment.matmul_peak_flops``)."""
+    n, c = np.asarray(tokens, dtype=float), np.asarray(prompts, dtype=float)
+    return 2.0 / dep.gpus * (n * profile.proj_params / dep.matmul_peak_flops("attention")
+                             + n * profile.decode_ffn_active_params / dep.matmul_peak_flops("ffn")
+                             + c * profile.head_params / dep.matmul_peak_flops("head"))
+
+
 def chunk_compute_s(profile: DecodeProfile, dep: Deployment, prompt_tokens: np.ndarray, input_len: np.ndarray) -> np.ndarray:
     """Seconds the prompt tokens of chunked prefill add to a decode step (weights already read):
 
-    2 * n * A_mm / G / (P_w * eta_c)  +  n * a_pre * (I + 1)/2 / G / (P_attn * eta_c)
+    M(n) / eta_c  +  n * a_pre * (I + 1)/2 / G / (P_attn * eta_c)
 
-    with n prompt tokens, A_mm the matmul parameters a token multiplies, a_pre the prefill
-    attention FLOPs per context token (mean causal context (I + 1)/2).
+    with n prompt tokens, M(n) their GEMMs at full peak without the LM head
+    (:func:`prompt_matmul_peak_s`), a_pre the prefill attention FLOPs per context token (mean
+    causal context (I + 1)/2).
     """
     n = np.asarray(prompt_tokens, dtype=float)
     g, eta_c = dep.gpus, dep.compute_efficiency
-    mm = 2.0 * n * (profile.proj_params + profile.decode_ffn_active_params) / g / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
+    mm = prompt_matmul_peak_s(profile, dep, n, 0.0) / eta_c
     attn = n * profile.prefill_attn_flops_per_context_token * (np.asarray(input_len, dtype=float) + 1) / 2 / g / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)
     return mm + attn
 

@@ -107,16 +107,24 @@ class DecodeResult:
 class _Roofline:
     """Accumulates group times into the StepTime categories."""
 
-    def __init__(self, dep: Deployment, matmul_peak: float) -> None:
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
         self.bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.mem_efficiency
         self.kv_bw = dep.hardware.hbm_bandwidth_bytes_per_s * dep.attention_mem_efficiency
-        self.matmul_peak = matmul_peak * dep.compute_efficiency
-        self.attn_peak = dep.hardware.peak_for(dep.attention_dtype) * dep.compute_efficiency
+        self.attn_peak = dep.hardware.peak_for(dep.attention_dtype)  # FLOP/s of attention over the cache
         self.softness = dep.roofline_softness
         self.compute = self.weights = self.kv = 0.0
 
-    def add(self, flops: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
-        compute_s, memory_s = roofline_parts_s(flops / (self.attn_peak if kv else self.matmul_peak), nbytes / (self.kv_bw if kv else self.bw), self.softness)
+    def add_weights(self, group: str, params: object, tokens: np.ndarray, share: object) -> None:
+        """A GEMM group: 2 * params * tokens * share FLOPs at the peak of the group's weight
+        format, params * share weights read at that format's bytes (``Deployment.weight_format``)."""
+        flops = 2 * params * tokens * share
+        self.add(flops / self.dep.matmul_peak_flops(group), params * self.dep.group_weight_bytes(group) * share)
+
+    def add(self, peak_seconds: np.ndarray, nbytes: np.ndarray, *, kv: bool = False) -> None:
+        """A kernel of ``peak_seconds`` at the full peak of its format (scaled by compute_efficiency
+        here) and ``nbytes`` read from HBM."""
+        compute_s, memory_s = roofline_parts_s(peak_seconds / self.dep.compute_efficiency, nbytes / (self.kv_bw if kv else self.bw), self.softness)
         self.compute = self.compute + compute_s
         if kv:
             self.kv = self.kv + memory_s
@@ -153,20 +161,21 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
     b_total = seqs * t  # tokens in the step
     g = dep.gpus
     w = dep.weight_bytes
+    ffn_peak = dep.matmul_peak_flops("ffn")
     par = dep.parallelism
     seqs_attn = par.attention_batch(seqs, g)  # sequences whose attention the busiest GPU computes
     b_attn = seqs_attn * t
     shard = par.attention_shard(g)  # share of attention-side weights and FLOPs per GPU
-    roof = _Roofline(dep, dep.hardware.peak_for(dep.weight_dtype))
+    roof = _Roofline(dep)
 
-    roof.add(2 * profile.proj_params * b_attn * shard, profile.proj_params * w * shard)
-    roof.add(2 * profile.head_params * b_attn * shard, profile.head_params * w * shard)
+    roof.add_weights("attention", profile.proj_params, b_attn, shard)
+    roof.add_weights("head", profile.head_params, b_attn, shard)
     kv_bytes = seqs_attn * profile.kv_values_per_token * dep.kv_bytes * ctx / kv_split(profile, dep)
-    roof.add(b_attn * profile.attn_flops_per_context_token * ctx * shard, kv_bytes, kv=True)
+    roof.add(b_attn * profile.attn_flops_per_context_token * ctx * shard / roof.attn_peak, kv_bytes, kv=True)
 
     b_ffn, ffn_shard = par.ffn_batch(b_total, b_attn), par.ffn_shard(g)
     for params in (profile.dense_ffn_params, profile.shared_params):
-        roof.add(2 * params * b_ffn * ffn_shard, params * w * ffn_shard)
+        roof.add_weights("ffn", params, b_ffn, ffn_shard)
 
     if profile.is_moe:
         expert = profile.routed_params / profile.n_experts  # one expert, all MoE layers
@@ -174,11 +183,11 @@ def step_time(profile: DecodeProfile, dep: Deployment, context_tokens: object, b
             load, touched = busiest_device_load(b_total, profile.n_experts, profile.top_k, g, dep.routing_skew)
             slice_ = min(1.0, profile.n_experts / g)  # an expert is split when G > E
             pad = tile_padding(load / np.maximum(touched, 1e-300), dep.grouped_gemm_block_m)
-            roof.add(2 * expert * load * slice_ * pad / dep.grouped_gemm_efficiency, expert * w * touched * slice_)
+            roof.add(2 * expert * load * slice_ * pad / dep.grouped_gemm_efficiency / ffn_peak, expert * w * touched * slice_)
         else:
             phi = fraction_streamed(b_total, profile.n_experts, profile.top_k, dep.routing_skew)
             pad = tile_padding(b_total * profile.top_k / (profile.n_experts * np.maximum(phi, 1e-300)), dep.grouped_gemm_block_m)
-            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g * pad / dep.grouped_gemm_efficiency, profile.routed_params * w * phi / g)
+            roof.add(2 * profile.routed_params * profile.top_k / profile.n_experts * b_total / g * pad / dep.grouped_gemm_efficiency / ffn_peak, profile.routed_params * w * phi / g)
     comm = link_time_s(profile, dep, b_total, b_attn) if dep.include_comm else np.zeros_like(b_total)
     if dep.comm_overlap:  # two-batch overlap: only communication longer than the rest of the step shows
         comm = np.maximum(comm - (roof.compute + roof.weights + roof.kv), 0.0)

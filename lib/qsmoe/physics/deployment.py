@@ -7,22 +7,24 @@ place they are written; the layout is a name in ``layouts.REGISTRY``, whose obje
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
 from qsmoe.physics.engines import EngineSpec, load_engine, resolve_engine
 from qsmoe.physics.layouts import LAYOUTS, REGISTRY, Layout
-from qsmoe.specs.dtypes import bytes_per_value
+from qsmoe.specs.dtypes import BYTES_PER_VALUE, bytes_per_value
 from qsmoe.specs.fileio import load_mapping
 from qsmoe.specs.hardware import HardwareSpec
 
-__all__ = ["ATTENTION_DTYPES", "LAYOUTS", "MAX_GPUS", "VENDORS", "VENDOR_FRACTIONS", "Deployment", "vendor_key"]
+__all__ = ["ATTENTION_DTYPES", "LAYOUTS", "MAX_GPUS", "SAME_AS_WEIGHTS", "VENDORS", "VENDOR_FRACTIONS", "Deployment", "vendor_key"]
 
 ATTENTION_DTYPES = ("bf16", "fp8")  # formats attention kernels run in (FlashMLA/FA2: bf16; FA3: also fp8)
 MAX_GPUS = 65536  # one model replica; far beyond any deployment the book considers
 _DEFAULTS: dict[str, Any] = load_mapping(DATA_DIR / "params" / "default.yaml")
 BATCHING = ("continuous", "static")
+SAME_AS_WEIGHTS = "same"  # a weight group's format that follows weight_dtype (Deployment.weight_format)
 
 
 #: Accelerator vendors, each with its own achieved fractions of the datasheet peaks: a software
@@ -50,6 +52,8 @@ class Deployment:
     layout: str = "tp"
     weight_dtype: str = _default("weight_dtype")
     kv_dtype: str = _default("kv_dtype")
+    attention_proj_dtype: str = _default("attention_proj_dtype")  # attention projections, norms, routers ('same': weight_dtype)
+    head_dtype: str = _default("head_dtype")  # LM head and input embedding ('same': weight_dtype)
     attention_dtype: str = _default("attention_dtype")  # format of attention over the KV cache (its peak)
     reserve_fraction: float = _default("reserve_fraction")
     mem_efficiency: float = None  # type: ignore[assignment]  # None: the default set's mem_efficiency_<vendor>
@@ -83,6 +87,10 @@ class Deployment:
             raise QsError(f"{self.layout!r} is not one of {', '.join(LAYOUTS)}", field="layout")
         bytes_per_value(self.weight_dtype, field="weight_dtype")
         bytes_per_value(self.kv_dtype, field="kv_dtype")
+        for name in ("attention_proj_dtype", "head_dtype"):
+            value = getattr(self, name)
+            if value != SAME_AS_WEIGHTS and (not isinstance(value, str) or value not in BYTES_PER_VALUE):
+                raise QsError(f"{value!r} is not one of {SAME_AS_WEIGHTS}, {', '.join(sorted(BYTES_PER_VALUE))}", field=name)
         if self.attention_dtype not in ATTENTION_DTYPES:
             raise QsError(f"{self.attention_dtype!r} is not one of {', '.join(ATTENTION_DTYPES)}", field="attention_dtype")
         if not 0 <= self.reserve_fraction < 1:
@@ -130,7 +138,31 @@ class Deployment:
 
     @property
     def weight_bytes(self) -> float:
+        """Bytes per FFN weight (dense FFN, shared and routed experts): weight_dtype."""
         return bytes_per_value(self.weight_dtype)
+
+    @cached_property
+    def _group_formats(self) -> dict[str, tuple[str, float, float]]:
+        """{group: (format, bytes per weight, dense peak FLOP/s of its GEMMs)} for the weight groups
+        of :meth:`weight_format`, computed once per deployment (the step model asks for them often)."""
+        stated = {"ffn": self.weight_dtype, "attention": self.attention_proj_dtype, "head": self.head_dtype}
+        formats = {group: self.weight_dtype if fmt == SAME_AS_WEIGHTS else fmt for group, fmt in stated.items()}
+        return {group: (fmt, bytes_per_value(fmt), self.hardware.peak_for(fmt)) for group, fmt in formats.items()}
+
+    def weight_format(self, group: str) -> str:
+        """Storage format of a weight group: ``ffn`` (dense FFN, shared and routed experts)
+        weight_dtype; ``attention`` (attention projections, norms, routers) attention_proj_dtype;
+        ``head`` (LM head and input embedding) head_dtype; a group set to ``same`` follows
+        weight_dtype."""
+        return self._group_formats[group][0]
+
+    def group_weight_bytes(self, group: str) -> float:
+        """Bytes per weight of a group (:meth:`weight_format`)."""
+        return self._group_formats[group][1]
+
+    def matmul_peak_flops(self, group: str) -> float:
+        """Dense peak FLOP/s of the GEMMs on a weight group: the peak of its storage format."""
+        return self._group_formats[group][2]
 
     @property
     def kv_bytes(self) -> float:

@@ -4,19 +4,22 @@ A replica of G GPUs serves C requests of I prompt tokens and O output tokens eac
 static batch. Prefill emits the first output token, so O - 1 decode steps follow:
 
     T_prefill = t_matmul + t_attention + T_comm(C*I tokens) + T_overhead
-      t_matmul    = R_s( 2 * (C*I*A_mm + C*H) / G / (P_w * eta_c),  W_gpu / (BW * eta_m) )
+      t_matmul    = R_s( M(C*I, C) / eta_c,  W_gpu / (BW * eta_m) )
       t_attention = R_s( C * a * I(I+1)/2 / G / (P_attn * eta_c),   C*I*kv / split / (BW * eta_m) )
     T_decode  = (O - 1) * T_step(C, L = I + O/2)               (decode.step_time)
     throughput = C * O / (T_prefill + T_decode)                 output tokens/s
     per GPU    = throughput / G
 
-with A_mm the decode-path matmul parameters a prompt token multiplies (attention projections,
-routers, norms, dense FFN, shared and top-k/E of the routed experts; the LM head H runs only
-on the last prompt position), R_s the soft roofline (``kernels.roofline_time_s``: the max of its
+with M(n, C) = 2/G * (n A_proj / P_attention + n A_ffn / P_ffn + C H / P_head) the GEMMs at full
+peak (``batching.prompt_matmul_peak_s``): A_proj the attention projections, routers and norms,
+A_ffn the dense FFN, shared and top-k/E of the routed experts, H the LM head, which runs only on
+the last prompt position, each at the peak of its weight format (``Deployment.weight_format``);
+R_s the soft roofline (``kernels.roofline_time_s``: the max of its
 two arguments at ``roofline_softness`` 0), P_attn the peak of ``attention_dtype``,
 a = ``prefill_attn_flops_per_context_token`` (MLA un-absorbed;
 so a causal prompt
-costs a * I(I+1)/2 ~ a * I^2/2 per request), W_gpu the weights resident on one GPU (a long
+costs a * I(I+1)/2 ~ a * I^2/2 per request), W_gpu the weight bytes resident on one GPU
+(``memory.weight_bytes_per_gpu``, each group at its format; a long
 prompt batch touches every expert), kv the KV-cache bytes written per prompt token, split the
 ways one sequence's KV is divided (``memory.kv_split``; G under data-parallel attention), and
 T_comm the same all-reduce / all-to-all volume ``decode.step_time`` charges for one step of
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsmoe.physics.batching import chunk_compute_s, prompts_per_pass, running_and_queued, steps_per_request
+from qsmoe.physics.batching import chunk_compute_s, prompt_matmul_peak_s, prompts_per_pass, running_and_queued, steps_per_request
 from qsmoe.physics.decode import BOUNDS, StepTime, fixed_step_s, link_time_s, step_time
 from qsmoe.physics.deployment import Deployment
 from qsmoe.physics.kernels import roofline_parts_s
@@ -94,9 +97,7 @@ def prefill_time(profile: DecodeProfile, dep: Deployment, input_len: object, con
     g = dep.gpus
     eta_c, bw = dep.compute_efficiency, dep.hardware.hbm_bandwidth_bytes_per_s * dep.mem_efficiency
     tokens = c * i
-    matmul_params = profile.proj_params + profile.decode_ffn_active_params
-    mm_flops = 2.0 * (tokens * matmul_params + c * profile.head_params) / g
-    mm_compute = mm_flops / (dep.hardware.peak_for(dep.weight_dtype) * eta_c)
+    mm_compute = prompt_matmul_peak_s(profile, dep, tokens, c) / eta_c
     mm_memory = weight_bytes_per_gpu(profile, dep) / bw
     attn_flops = c * profile.prefill_attn_flops_per_context_token * i * (i + 1) / 2 / g
     attn_compute = attn_flops / (dep.hardware.peak_for(dep.attention_dtype) * eta_c)

@@ -24,7 +24,7 @@ from qsmoe.physics.profile import DecodeProfile, profile_of
 from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES, author_claim, dense_profile, estimate_q
 from qsmoe.physics.routing import fraction_streamed
 
-DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "grouped_gemm_block_m", "roofline_softness", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
+DEPLOYMENT_KEYS = ("gpus", "weight_dtype", "kv_dtype", "attention_dtype", "attention_proj_dtype", "head_dtype", "reserve_fraction", "link_efficiency", "include_comm", "comm_overlap", "step_overhead_s", "routing_skew", "engine", "use_cuda_graphs", "kernel_floor_s", "kernel_launch_s", "allreduce_latency_s", "alltoall_latency_s", "attention_mem_efficiency", "grouped_gemm_efficiency", "grouped_gemm_block_m", "roofline_softness", "batching", "mtp_draft_tokens", "mtp_acceptance_length")
 
 
 def _number(values: Mapping[str, Any], key: str) -> Any:

@@ -84,7 +84,7 @@ def value_text(value: Any) -> str:
 def allowed_values() -> dict[str, str]:
     """The values the library accepts for the parameters that name a choice (read from the
     library itself, so the list cannot drift from the code)."""
-    from qsmoe.physics.deployment import LAYOUTS
+    from qsmoe.physics.deployment import LAYOUTS, SAME_AS_WEIGHTS
     from qsmoe.physics.quality import DENSE_ARCHS, Q_RULES
     from qsmoe.specs.dtypes import BYTES_PER_VALUE
     from qsmoe.specs.hardware import available_hardware
@@ -96,6 +96,8 @@ def allowed_values() -> dict[str, str]:
         "dense_layout": ", ".join((*LAYOUTS, "auto")),
         "weight_dtype": dtypes,
         "kv_dtype": dtypes,
+        "attention_proj_dtype": f"{SAME_AS_WEIGHTS}, {dtypes}",
+        "head_dtype": f"{SAME_AS_WEIGHTS}, {dtypes}",
         "include_comm": "true, false",
         "q_rule": ", ".join(Q_RULES),
         "dense_arch": ", ".join(DENSE_ARCHS),
