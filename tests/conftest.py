@@ -27,10 +27,10 @@ class BuiltBook:
         return self.html / "_static" / "results"
 
 
-def build(params, out_root: Path) -> BuiltBook:
+def build(params, out_root: Path, chapters: list[str] | None = None) -> BuiltBook:
     from qsmoe.book.build import build_book
 
-    html = build_book(params, out_root, jobs=2)
+    html = build_book(params, out_root, chapters, jobs=2)
     return BuiltBook(params=params, out_root=out_root, html=html)
 
 

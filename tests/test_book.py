@@ -266,16 +266,22 @@ def test_results_json_and_csvs(built_book: BuiltBook, toc_chapter_names):
             assert not re.search(r"(?i)\b(nan|inf)\b", copied.read_text())
 
 
+#: Chapters the variant build leaves out: the validation chapter fits and judges the serving model
+#: on the measurements, each row in its own setup, so the book's GPU count does not enter its fit
+#: (and its refits are most of a build's time; the default build and the rebuild check run it).
+VARIANT_SKIPS = ("11-validation",)
+
+
 @pytest.fixture(scope="module")
-def variant_book(tmp_path_factory) -> BuiltBook:
-    """The book built from a second parameter file (fewer GPUs)."""
+def variant_book(tmp_path_factory, toc_chapter_names) -> BuiltBook:
+    """The book built from a second parameter file (fewer GPUs), without :data:`VARIANT_SKIPS`."""
     folder = tmp_path_factory.mktemp("book-variant")
     data = yaml.safe_load(DEFAULT_PARAMS_PATH.read_text(encoding="utf-8"))
     data["name"] = "variant"
     data["gpus"] = data["gpus"] // 2
     path = folder / "variant.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return build(load_params(path), folder / "out")
+    return build(load_params(path), folder / "out", [name for name in toc_chapter_names if name not in VARIANT_SKIPS])
 
 
 @pytest.mark.book
@@ -292,8 +298,11 @@ def test_other_parameter_set_changes_the_results(built_book: BuiltBook, variant_
     params = json.loads((variant_book.results / "params.json").read_text())
     assert params["values"]["gpus"] == built_book.params.values["gpus"] // 2
     for name in toc_chapter_names:
-        text = (variant_book.html / "chapters" / f"{name}.html").read_text(encoding="utf-8")
-        assert "variant" in text and variant_book.params.hash in text, f"{name}: banner does not name the variant set"
+        page = variant_book.html / "chapters" / f"{name}.html"
+        assert page.exists() != (name in VARIANT_SKIPS), f"{name}: built or left out against VARIANT_SKIPS"
+        if name not in VARIANT_SKIPS:
+            text = page.read_text(encoding="utf-8")
+            assert "variant" in text and variant_book.params.hash in text, f"{name}: banner does not name the variant set"
 
 
 @pytest.mark.book
