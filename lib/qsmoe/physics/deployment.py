@@ -139,7 +139,7 @@ class Deployment:
     @property
     def weight_bytes(self) -> float:
         """Bytes per FFN weight (dense FFN, shared and routed experts): weight_dtype."""
-        return bytes_per_value(self.weight_dtype)
+        return self.group_weight_bytes("ffn")
 
     @cached_property
     def _group_formats(self) -> dict[str, tuple[str, float, float]]:

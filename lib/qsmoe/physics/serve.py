@@ -273,7 +273,8 @@ def _continuous(profile: DecodeProfile, dep: Deployment, i: np.ndarray, o: np.nd
         absorbed = chunk_compute_s(profile, dep, tokens, i) + link
     else:
         per_pass = prompts_per_pass(i, new_per_step, dep.engine_spec.prefill_tokens_per_pass)
-        absorbed = new_per_step / per_pass * prefill_time(profile, dep, i, per_pass).total_s
+        passes = pre if np.all(per_pass == 1) else prefill_time(profile, dep, i, per_pass)  # one prompt per pass: the prefill above
+        absorbed = new_per_step / per_pass * passes.total_s
     return _assemble(dep, i, o, c, reason, max_c, pre, step, running_batch=running, queued=queued, prefill_per_step_s=absorbed)
 
 
