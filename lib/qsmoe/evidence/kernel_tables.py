@@ -1,4 +1,4 @@
-"""Published kernel rates (data/kernels/): a check on a fitted constant and the fit of another.
+"""Published kernel rates (data/kernels/): checks on the model's kernels and the fit of a constant.
 
 ``grouped_gemm_check`` reads DeepGEMM's H800 tables and gives, for each grouped-GEMM layout, the
 range over its rows of
@@ -24,6 +24,17 @@ the grid point (s, eta_c, eta_m) with the smallest rms of ln(t_i(s, ...) / t_i) 
 a tie keeps the lower s). Only s is carried to the serving model (``roofline_softness`` in
 data/params/default.yaml): eta_c and eta_m of one kernel library on one GPU are not the achieved
 fractions of a serving step, which the calibration fits on the measurements.
+
+``allreduce_check`` reads SGLang's published all-reduce times on 8x H100 (two custom kernels at
+TP 2, 4 and 8, messages of 2 KiB to 4 MiB, data/kernels/allreduce-h100-sglang.yaml) and sets each
+against the time ``physics.comm`` charges one tensor-parallel all-reduce of that message,
+
+    t_model = alpha + 2 (G - 1) / G * M / (BW_link * eta_link)                    [s]
+
+(alpha ``allreduce_latency_s``, BW_link half the bidirectional scale-up figure of the H100,
+eta_link ``link_efficiency``, all from the parameter set), as r = t_published / t_model. The
+published times include a kernel launch (no CUDA graph), which alpha, a latency under graphs,
+does not; a ratio above 1 at the smallest messages is partly that launch.
 """
 from __future__ import annotations
 
@@ -33,11 +44,14 @@ import numpy as np
 
 from qsmoe import DATA_DIR
 from qsmoe.errors import QsError
+from qsmoe.physics.comm import collective_time_s
 from qsmoe.physics.kernels import roofline_time_s
+from qsmoe.physics.layouts import ACTIVATION_BYTES, ALL_REDUCE, Collective, all_reduce_bytes
 from qsmoe.specs.fileio import load_mapping
 from qsmoe.specs.hardware import load_hardware
 
 DEEPGEMM_PATH = DATA_DIR / "kernels" / "deepgemm-h800.yaml"
+ALLREDUCE_PATH = DATA_DIR / "kernels" / "allreduce-h100-sglang.yaml"
 #: The accelerator DeepGEMM's tables were measured on, and the format of their inputs.
 DEEPGEMM_HARDWARE, DEEPGEMM_DTYPE = "h800", "fp8"
 #: Grid steps of the fit: the softness s and the two achieved fractions.
@@ -113,3 +127,34 @@ def roofline_fit(path: Any = None) -> dict[str, Any]:
     return {"softness": s_best, "eta_c": fits[s_best][1], "eta_m": fits[s_best][2], "rms": fits[s_best][0],
             "rms_hard": fits[0.0][0], "rms_by_softness": {s: fit[0] for s, fit in fits.items()},
             "rows": len(rows), **{k: data[k] for k in ("source", "url", "commit")}}
+
+
+def allreduce_check(values: Any = None, path: Any = None) -> dict[str, Any]:
+    """{source, url, commit, hardware, kernels: {name: {rows, low, high, median}}}: for every published
+    row {tp, bytes, published_s, model_s, ratio} (the module docstring's r = t_published / t_model,
+    t_model from the parameter set ``values``, default the book's), and per kernel the range and
+    median of r."""
+    from qsmoe.scenario.compare import deployment_from
+    from qsmoe.scenario.params import resolve
+
+    path = ALLREDUCE_PATH if path is None else path
+    data = load_mapping(path)
+    values = dict(resolve().values if values is None else values)
+    per_element = float(data["bytes_per_element"])
+    out: dict[str, Any] = {k: data[k] for k in ("source", "url", "commit", "hardware")}
+    out["kernels"] = {}
+    for name, rows in data["kernels"].items():
+        if not rows:
+            raise QsError("has no rows", source=str(path), field=f"kernels.{name}")
+        checked = []
+        for r in rows:
+            tp, message_bytes, published_s = int(r["tp"]), float(r["size"]) * per_element, float(r["us"]) * 1e-6
+            if not published_s > 0 or tp < 2:
+                raise QsError(f"needs tp >= 2 and a positive time, got tp {r['tp']!r}, us {r['us']!r}", source=str(path), field=f"kernels.{name}")
+            dep = deployment_from(dict(values, hardware=data["hardware"], gpus=tp), "tp")
+            call = Collective(ALL_REDUCE, 1.0, all_reduce_bytes(np.asarray(message_bytes / ACTIVATION_BYTES), 1.0, tp))
+            model_s = float(collective_time_s(call, dep.allreduce_latency_s, dep.link_bytes_per_s))
+            checked.append({"tp": tp, "bytes": message_bytes, "published_s": published_s, "model_s": model_s, "ratio": published_s / model_s})
+        ratios = [c["ratio"] for c in checked]
+        out["kernels"][name] = {"rows": checked, "low": min(ratios), "high": max(ratios), "median": float(np.median(ratios))}
+    return out
