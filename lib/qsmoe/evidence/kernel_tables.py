@@ -47,6 +47,8 @@ from qsmoe.errors import QsError
 from qsmoe.physics.comm import collective_time_s
 from qsmoe.physics.kernels import roofline_time_s
 from qsmoe.physics.layouts import ACTIVATION_BYTES, ALL_REDUCE, Collective, all_reduce_bytes
+from qsmoe.scenario.compare import deployment_from
+from qsmoe.scenario.params import resolve
 from qsmoe.specs.fileio import load_mapping
 from qsmoe.specs.hardware import load_hardware
 
@@ -134,9 +136,6 @@ def allreduce_check(values: Any = None, path: Any = None) -> dict[str, Any]:
     row {tp, bytes, published_s, model_s, ratio} (the module docstring's r = t_published / t_model,
     t_model from the parameter set ``values``, default the book's), and per kernel the range and
     median of r."""
-    from qsmoe.scenario.compare import deployment_from
-    from qsmoe.scenario.params import resolve
-
     path = ALLREDUCE_PATH if path is None else path
     data = load_mapping(path)
     values = dict(resolve().values if values is None else values)
