@@ -60,27 +60,29 @@ def data_parallel_attention(dep: Deployment) -> bool:
 def weight_bytes_per_gpu(profile: DecodeProfile, dep: Deployment) -> np.ndarray:
     """Resident weight bytes on the fullest GPU, each weight group at its own format:
 
-    P(W) * w_ffn + a * (W_proj * (w_attention - w_ffn) + W_emb * (w_head - w_ffn))
+    P(W) * w_ffn + a * X,    X = W_proj * (w_attention - w_ffn) + W_emb * (w_head - w_ffn)
 
     with P the layout's params_per_gpu (tp: W/G; ep: W_other + W_routed ceil(E/G)/E; dp-tp:
     W_attention + (W - W_attention)/G), a its share of the attention side per GPU (tp: 1/G; ep,
-    dp-tp: 1, replicated), W_emb the input embedding and LM head, W_proj the rest of the attention
-    side (``Deployment.weight_format``)."""
+    dp-tp: 1, replicated) and X the attention side's bytes beyond w_ffn (:func:`_attention_extra_bytes`)."""
     par, g = dep.parallelism, dep.gpus
-    w_ffn = dep.weight_bytes
-    emb = profile.embedding_params
-    proj = profile.resident_attention_params - emb
-    wider = proj * (dep.group_weight_bytes("attention") - w_ffn) + emb * (dep.group_weight_bytes("head") - w_ffn)
-    return np.asarray(par.params_per_gpu(profile, g) * w_ffn + par.attention_shard(g) * wider, dtype=float)
+    return np.asarray(par.params_per_gpu(profile, g) * dep.weight_bytes + par.attention_shard(g) * _attention_extra_bytes(profile, dep), dtype=float)
 
 
 def weight_bytes_total(profile: DecodeProfile, dep: Deployment) -> np.ndarray:
-    """Bytes of every resident parameter once, each group at its format: W_emb w_head +
-    (W_attention - W_emb) w_attention + (W - W_attention) w_ffn."""
+    """Bytes of every resident parameter once, each group at its format: W * w_ffn + X
+    (:func:`weight_bytes_per_gpu` with every parameter on one GPU)."""
+    return np.asarray(profile.resident_params * dep.weight_bytes + _attention_extra_bytes(profile, dep), dtype=float)
+
+
+def _attention_extra_bytes(profile: DecodeProfile, dep: Deployment) -> float:
+    """X = W_proj * (w_attention - w_ffn) + W_emb * (w_head - w_ffn) [bytes]: what the attention side
+    (W_emb the input embedding and LM head, W_proj the rest: projections, norms, routers) weighs
+    beyond the FFN format, each group at its own (``Deployment.weight_format``)."""
     emb = profile.embedding_params
-    attention = profile.resident_attention_params
-    return np.asarray(emb * dep.group_weight_bytes("head") + (attention - emb) * dep.group_weight_bytes("attention")
-                      + (profile.resident_params - attention) * dep.weight_bytes, dtype=float)
+    proj = profile.resident_attention_params - emb
+    w_ffn = dep.weight_bytes
+    return proj * (dep.group_weight_bytes("attention") - w_ffn) + emb * (dep.group_weight_bytes("head") - w_ffn)
 
 
 def kv_split(profile: DecodeProfile, dep: Deployment) -> float:
