@@ -9,7 +9,7 @@ from qsmoe.cli import build_parser, main
 from qsmoe.cli.flags import ALIASES, flag_name, reference_defaults
 from qsmoe.specs.hardware import available_hardware, hardware_aliases, load_hardware
 
-COMMANDS = ("decode", "compare", "serve", "validate", "bench", "book")
+COMMANDS = ("decode", "compare", "serve", "validate", "holdout", "bench", "book")
 
 
 def _help(command: str) -> str:

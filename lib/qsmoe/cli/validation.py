@@ -1,4 +1,5 @@
-"""``qsmoe serve`` and ``qsmoe validate``: end-to-end serving and the published measurements."""
+"""``qsmoe serve``, ``qsmoe validate`` and ``qsmoe holdout``: end-to-end serving, the published
+measurements, and the measurements no fit has used."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ from qsmoe.errors import QsError
 from qsmoe.evidence.calibration import fit_from_starts, fitted_constants, write_params
 from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import DOUBTS_PATH, apply_doubts, load_doubts
+from qsmoe.evidence.holdout import holdout_report
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
@@ -127,6 +129,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def holdout_text(report: Mapping[str, Any]) -> str:
+    """The human-readable summary of :func:`qsmoe.evidence.holdout.holdout_report`."""
+    a = report["summary"]
+    lines = [f"{report['source']}: {report['read']} rows read, {len(report['rows'])} by the reading rules, {a['all']['n']} predicted "
+             f"(median |error| {_abs_pct(a['all']['median_abs_error'])}, signed median {_pct(report['signed_median_error']).strip()}, "
+             f"{_abs_pct(report['within_15'])} within 15%)"]
+    lines += [f"  left out: {v['rows']} rows, {v['reason']}" for v in report["left_out"].values()]
+    lines += [f"  not predicted: {n} rows, {why}" for why, n in report["unpredicted"].items()]
+    lines += ["", f"{'model':<16} {'engine':<7} {'hw':<9} {'w':<5} {'lay':<4} {'rows':>5} {'|err|':>6} {'signed':>7} {'<=15%':>6}"]
+    for g in report["groups"]:
+        lines.append(f"{g['model']:<16} {g['engine']:<7} {g['hardware']:<9} {g['weight_dtype']:<5} {g['layout']:<4} {g['n']:>5} "
+                     f"{_abs_pct(g['median_abs_error']):>6} {_pct(g['signed_median_error']):>7} {_abs_pct(g['within_15']):>6}")
+    return "\n".join(lines)
+
+
+def _cmd_holdout(args: argparse.Namespace) -> int:
+    report = holdout_report(parameter_values(args), args.file)
+    text = holdout_text(report)
+    if not args.rows:
+        report = {k: v for k, v in report.items() if k != "rows"}
+    emit(report, args.json, text)
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     spec, profile, dep = model_deployment(args)
     r = serve_result(profile, dep, args.input_len, args.output_len, args.concurrency).record()
@@ -151,7 +177,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_validation_parsers(subparsers: Any) -> None:
-    """Register ``serve`` and ``validate`` on the qsmoe command line."""
+    """Register ``serve``, ``validate`` and ``holdout`` on the qsmoe command line."""
     p = subparsers.add_parser("serve", help="end-to-end throughput of a static batch (prefill + decode)")
     p.add_argument("--model", required=True, metavar="ID_OR_PATH")
     p.add_argument("--input-len", required=True, type=positive_int, metavar="I", help="prompt tokens per request")
@@ -173,3 +199,10 @@ def add_validation_parsers(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     add_parameter_flags(p)
     p.set_defaults(func=_cmd_validate)
+
+    p = subparsers.add_parser("holdout", help="predict measurements no fit has used (NVIDIA's silicon sample) with the parameter set as it stands")
+    p.add_argument("--file", metavar="CSV", help="the sample (default data/holdout/aiconfigurator-silicon-sample.csv)")
+    p.add_argument("--rows", action="store_true", help="with --json: also every row read and its prediction")
+    p.add_argument("--json", action="store_true")
+    add_parameter_flags(p)
+    p.set_defaults(func=_cmd_holdout)

@@ -1,0 +1,245 @@
+"""Published measurements no fit has used: NVIDIA's silicon sample (``data/holdout/``).
+
+aiconfigurator (ai-dynamo/aiconfigurator) tracks its own accuracy against a dump of NVIDIA's
+serving-benchmark database, ``silicon_sample.csv``; data/holdout/aiconfigurator-silicon-sample.csv
+holds its aggregated-serving rows (prefill and decode on the same GPUs) for the models and
+accelerators the book describes (data/holdout/README.md gives the commit and the filter). Each
+row is one serving benchmark: input and output lengths I and O, the client's concurrency C, the
+parallel layout, the weight precision, and the measured mean time per output token (TPOT) and
+time to first token. No row of it enters ``qsmoe.evidence.calibration``: it judges the parameter
+set as it stands.
+
+A row is read by these rules (:func:`read_holdout`); a row no rule covers is left out and
+counted under its reason (:data:`REASONS`):
+
+* model: :data:`MODELS` maps the checkpoint to the book's model (DeepSeek-R1, V3 and V3.1 share
+  one architecture, and an NVFP4 checkpoint is the same model in another format);
+* accelerator: :data:`SYSTEMS`;
+* layout, with pipeline parallelism 1: attention tensor-parallel (``attention_dp_size`` empty, 0
+  or 1) with the experts split the same way (``moe_tp_size`` = ``tp_size``, ``moe_ep_size`` at
+  most 1; a dense model's MoE fields empty, 0, 1 or ``tp_size``) is ``tp`` on G = ``tp_size``
+  GPUs; attention data-parallel over every GPU with the experts expert-parallel (``tp_size`` 1,
+  ``moe_ep_size`` = ``attention_dp_size``, ``moe_tp_size`` 1) is ``ep`` on G =
+  ``attention_dp_size`` GPUs. Attention tensor-parallel with expert-parallel experts has no
+  layout in the model. At most 8 GPUs: above that the sample pairs sizes a split of that size
+  cannot have (``tp_size`` 12 to 72 for DeepSeek's 128 attention heads), so there the fields do
+  not mean what their names say;
+* concurrency C: ``silicon_concurrency`` in ``silicon_data_source`` (the benchmark client's);
+  without it ``batch_size`` for a ``tp`` row (the sample's batch is per attention-DP rank, which
+  is the whole instance without attention DP);
+* weights: ``precision`` fp8 or fp4 as stated, empty for the checkpoint's own BF16;
+* KV cache BF16 (the sample does not state it; the rule of data/measured/README.md for an
+  unstated format), MTP off and CUDA graphs as the parameter set says (not stated), and every
+  request I prompt and O output tokens (the sample gives one length each).
+
+The measured throughput is tokens/s per GPU = C / (TPOT * G), and the row is predicted as the
+TPOT rows of data/measured/ are (:func:`qsmoe.evidence.validation.predict_row`): a
+continuous-batching step at the running batch that absorbs the prefills of new requests, at
+context I + O / 2.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from qsmoe import DATA_DIR
+from qsmoe.errors import QsError
+from qsmoe.evidence.measurements import ENGINES, Measurement, check_width, profile_for, read_table, row_error
+from qsmoe.evidence.validation import group_stats, predict_rows, summarize_errors
+from qsmoe.specs.hardware import load_hardware
+
+HOLDOUT_PATH = DATA_DIR / "holdout" / "aiconfigurator-silicon-sample.csv"
+SOURCE_ID = "aiconfigurator-silicon-sample"
+COLUMNS = (
+    "id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
+    "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_tpot_ms",
+)
+#: Checkpoint -> the book's model id.
+MODELS = {
+    "deepseek-ai/DeepSeek-R1": "deepseek-v3", "deepseek-ai/DeepSeek-V3": "deepseek-v3", "nvidia/DeepSeek-R1-NVFP4": "deepseek-v3",
+    "nvidia/DeepSeek-V3.1-NVFP4": "deepseek-v3", "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b", "Qwen/Qwen3-32B": "qwen3-32b",
+    "nvidia/Qwen3-32B-NVFP4": "qwen3-32b", "meta-llama/Llama-3.1-70B": "llama-3.1-70b", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+    "nvidia/Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b",
+}
+#: The sample's system -> the book's accelerator id.
+SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200", "gb200": "gb200"}
+#: The sample's precision -> weight format.
+PRECISIONS = {"fp8": "fp8", "fp4": "fp4", "": "bf16"}
+#: Largest instance read (one node of 8 GPUs; module docstring).
+MAX_GPUS = 8
+#: Why a row is left out.
+REASONS = {
+    "mode": "not aggregated serving (disaggregated prefill and decode)",
+    "model": "a checkpoint the book has no model for",
+    "system": "an accelerator the book has no spec for",
+    "precision": "a precision other than fp8, fp4 or the checkpoint's own",
+    "pipeline": "pipeline parallelism",
+    "tp_attention_ep_experts": "attention tensor-parallel with expert-parallel experts (no layout in the model)",
+    "layout": "a combination of parallel sizes no rule reads",
+    "gpus": f"more than {MAX_GPUS} GPUs",
+    "concurrency": "no client concurrency for an attention-data-parallel row",
+}
+_CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
+
+
+@dataclass(frozen=True)
+class HoldoutTable:
+    """The rows read as measurements, and the count of rows left out per :data:`REASONS` key."""
+
+    rows: tuple[Measurement, ...]
+    left_out: dict[str, int]
+    read: int
+
+
+def _size(raw: Mapping[str, str], column: str, source: str) -> int:
+    """A parallel size or length: a whole number >= 0 (empty reads as 0)."""
+    text = raw[column].strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise row_error(source, raw["id"], column, f"not a whole number: {text[:40]!r}")
+    return int(text)
+
+
+def _positive(raw: Mapping[str, str], column: str, source: str) -> float:
+    """A measured time [ms]: a finite number > 0."""
+    text = raw[column].strip()
+    try:
+        x = float(text)
+    except ValueError:
+        raise row_error(source, raw["id"], column, f"not a number: {text[:40]!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise row_error(source, raw["id"], column, f"must be a finite number > 0, got {text[:40]!r}")
+    return x
+
+
+def layout_of(moe: bool, tp: int, pp: int, adp: int, moe_tp: int, moe_ep: int) -> tuple[str, int] | str:
+    """(layout, G) by the module's rules, or the :data:`REASONS` key of a row no rule reads."""
+    if pp > 1:
+        return "pipeline"
+    if adp <= 1:
+        if moe and moe_ep > 1:
+            return "tp_attention_ep_experts"
+        if (moe and moe_tp != tp) or (not moe and (moe_tp not in (0, 1, tp) or moe_ep > 1)):
+            return "layout"
+        layout, gpus = "tp", tp
+    elif moe and tp == 1 and moe_tp == 1 and moe_ep == adp:
+        layout, gpus = "ep", adp
+    else:
+        return "layout"
+    if gpus < 1:
+        return "layout"
+    return (layout, gpus) if gpus <= MAX_GPUS else "gpus"
+
+
+def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
+    """One sample row as a decode-regime measurement, or the :data:`REASONS` key it is left out for."""
+    if raw["mode"].strip() != "agg":
+        return "mode"
+    model = MODELS.get(raw["model_path"].strip())
+    if model is None:
+        return "model"
+    hardware = SYSTEMS.get(raw["system"].strip())
+    if hardware is None:
+        return "system"
+    weight = PRECISIONS.get(raw["precision"].strip())
+    if weight is None:
+        return "precision"
+    moe = bool(profile_for(model).is_moe)
+    sizes = {c: _size(raw, c, source) for c in ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")}
+    got = layout_of(moe, sizes["tp_size"], sizes["pp_size"], sizes["attention_dp_size"], sizes["moe_tp_size"], sizes["moe_ep_size"])
+    if isinstance(got, str):
+        return got
+    layout, gpus = got
+    found = _CONCURRENCY.search(raw["silicon_data_source"])
+    concurrency = int(found.group(1)) if found else (_size(raw, "batch_size", source) if layout == "tp" else 0)
+    if concurrency < 1:
+        return "concurrency"
+    isl, osl = _size(raw, "isl", source), _size(raw, "osl", source)
+    if isl < 1 or osl < 1:
+        raise row_error(source, raw["id"], "isl" if isl < 1 else "osl", "must be a whole number >= 1")
+    tpot_s = _positive(raw, "silicon_tpot_ms", source) / 1e3
+    backend = raw["backend"].strip()
+    return Measurement(
+        id=raw["id"].strip(), model=model, hardware=hardware, n_gpus=gpus, layout=layout, weight_dtype=weight, kv_dtype="bf16",
+        regime="decode", input_len=isl, output_len=osl, context=isl + osl / 2, concurrency=concurrency,
+        tokens_per_s_per_gpu=concurrency / (tpot_s * gpus), split="holdout", vendor=load_hardware(hardware).vendor, moe=moe,
+        engine=backend if backend in ENGINES else "other", engine_version=raw["backend_version"].strip(), mtp="no",
+        source_id=SOURCE_ID, quote=f"silicon_tpot_ms={raw['silicon_tpot_ms'].strip()}",
+    )
+
+
+def read_holdout(path: str | Path | None = None) -> HoldoutTable:
+    """Read the sample (default: the book's copy) by the module's rules; a QsError naming the
+    file, the row id and the column for a malformed field."""
+    path = Path(path) if path is not None else HOLDOUT_PATH
+    source = str(path)
+    raw_rows = read_table(path, COLUMNS)
+    rows: list[Measurement] = []
+    left_out: Counter[str] = Counter()
+    seen: set[str] = set()
+    for n, raw in enumerate(raw_rows, start=2):
+        check_width(raw, COLUMNS, n, source)
+        rid = raw["id"].strip()
+        if not rid:
+            raise QsError(f"line {n}, column 'id': missing", source=source)
+        if rid in seen:
+            raise row_error(source, rid, "id", "duplicate id")
+        seen.add(rid)
+        got = _read_row(raw, source)
+        if isinstance(got, str):
+            left_out[got] += 1
+        else:
+            rows.append(got)
+    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows))
+
+
+def _signed_median(errors: Sequence[float]) -> float | None:
+    return float(np.median(errors)) if errors else None
+
+
+def group_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One line per (model, engine, accelerator, weight format, layout): rows, median |e|,
+    signed median e and the share within 15 %, in sorted order."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["engine"], r["hardware"], r["weight_dtype"], r["layout"]), []).append(r)
+    out = []
+    for key in sorted(groups):
+        errs = [r["error"] for r in groups[key] if r["error"] is not None]
+        out.append(dict(zip(("model", "engine", "hardware", "weight_dtype", "layout"), key), **group_stats([r["error"] for r in groups[key]]),
+                        signed_median_error=_signed_median(errs), within_15=sum(abs(e) <= 0.15 for e in errs) / len(errs) if errs else None,
+                        engine_versions=sorted({r["engine_version"] for r in groups[key] if r["engine_version"]})))
+    return out
+
+
+def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+    """The sample predicted under ``values`` (JSON-ready, deterministic): every row read
+    (:func:`qsmoe.evidence.validation.predict_rows` records), the rows left out per reason, the
+    regime summary of data/measured/'s validation (:func:`summarize_errors`), the signed median
+    and share within 15 % over all predicted rows, and :func:`group_table`."""
+    table = read_holdout(path)
+    records = predict_rows(table.rows, values)
+    errs = [r["error"] for r in records if r["error"] is not None]
+    unpredicted = Counter(r["reason"] for r in records if r["error"] is None)
+    return {
+        "source": str(Path(path) if path is not None else HOLDOUT_PATH.relative_to(DATA_DIR.parent)),
+        "read": table.read,
+        "left_out": {k: {"rows": v, "reason": REASONS[k]} for k, v in table.left_out.items()},
+        "unpredicted": dict(sorted(unpredicted.items())),
+        "summary": summarize_errors(records, splits=("all",))["all"],
+        "signed_median_error": _signed_median(errs),
+        "within_15": sum(abs(e) <= 0.15 for e in errs) / len(errs) if errs else None,
+        "groups": group_table(records),
+        "rows": records,
+    }
+
+
+__all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "HoldoutTable",
+           "group_table", "holdout_report", "layout_of", "read_holdout"]

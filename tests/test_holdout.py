@@ -1,0 +1,126 @@
+"""Measurements no fit has used (qsmoe.evidence.holdout, data/holdout/)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from qsmoe.cli import main
+from qsmoe.errors import QsError
+from qsmoe.evidence import holdout as ho
+from qsmoe.evidence.measurements import load_measurements
+from qsmoe.scenario.params import resolve
+
+HEADER = list(ho.COLUMNS)
+
+
+def sample_row(**changes: str) -> dict[str, str]:
+    """A DeepSeek-V3 row on 8 H200s, attention and experts tensor-parallel, concurrency 4."""
+    row = {"id": "r1", "silicon_data_source": "db-dump; silicon_concurrency=4; workflow_run_id=1", "backend": "sglang", "backend_version": "0.5.9",
+           "model_path": "deepseek-ai/DeepSeek-R1", "system": "h200_sxm", "precision": "fp8", "mode": "agg", "isl": "1024", "osl": "1024",
+           "batch_size": "4", "tp_size": "8", "pp_size": "1", "attention_dp_size": "1", "moe_tp_size": "8", "moe_ep_size": "1", "silicon_tpot_ms": "10"}
+    row.update(changes)
+    return row
+
+
+def write(tmp_path: Path, *rows: dict[str, str]) -> Path:
+    p = tmp_path / "sample.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=HEADER)
+        w.writeheader()
+        w.writerows(rows)
+    return p
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return ho.holdout_report(resolve().values)
+
+
+def test_a_row_by_hand(tmp_path: Path) -> None:
+    """C / (TPOT * G) = 4 / (0.010 s * 8) = 50 tokens/s per GPU, at context 1024 + 1024 / 2."""
+    (r,) = ho.read_holdout(write(tmp_path, sample_row())).rows
+    assert (r.model, r.hardware, r.layout, r.n_gpus, r.concurrency) == ("deepseek-v3", "h200", "tp", 8, 4)
+    assert (r.weight_dtype, r.kv_dtype, r.regime, r.engine, r.mtp) == ("fp8", "bf16", "decode", "sglang", "no")
+    assert r.tokens_per_s_per_gpu == pytest.approx(50.0)
+    assert r.context == 1536 and (r.input_len, r.output_len) == (1024, 1024)
+
+
+def test_layout_rules() -> None:
+    assert ho.layout_of(True, 8, 1, 1, 8, 1) == ("tp", 8)
+    assert ho.layout_of(True, 1, 1, 8, 1, 8) == ("ep", 8)
+    assert ho.layout_of(False, 2, 1, 0, 0, 0) == ("tp", 2)
+    assert ho.layout_of(True, 8, 1, 1, 1, 8) == "tp_attention_ep_experts"
+    assert ho.layout_of(True, 16, 1, 1, 4, 4) == "tp_attention_ep_experts"
+    assert ho.layout_of(True, 36, 1, 1, 36, 1) == "gpus"
+    assert ho.layout_of(True, 8, 2, 1, 8, 1) == "pipeline"
+    assert ho.layout_of(True, 1, 1, 2, 4, 1) == "layout"
+
+
+def test_rows_left_out_are_counted_under_their_reason(tmp_path: Path) -> None:
+    p = write(tmp_path, sample_row(), sample_row(id="r2", mode="disagg"), sample_row(id="r3", model_path="zhipuai/GLM-5"),
+              sample_row(id="r4", system="b300_sxm"), sample_row(id="r5", moe_tp_size="1", moe_ep_size="8"),
+              sample_row(id="r6", tp_size="1", attention_dp_size="8", moe_tp_size="1", moe_ep_size="8", silicon_data_source="db-dump"))
+    t = ho.read_holdout(p)
+    assert [r.id for r in t.rows] == ["r1"] and t.read == 6
+    assert t.left_out == {"mode": 1, "model": 1, "system": 1, "tp_attention_ep_experts": 1, "concurrency": 1}
+
+
+def test_attention_dp_takes_the_client_concurrency(tmp_path: Path) -> None:
+    """batch_size is per attention-DP rank; the client's concurrency is what C / (TPOT * G) needs."""
+    row = sample_row(tp_size="1", attention_dp_size="8", moe_tp_size="1", moe_ep_size="8", batch_size="2",
+                     silicon_data_source="db; silicon_concurrency=16")
+    (r,) = ho.read_holdout(write(tmp_path, row)).rows
+    assert (r.layout, r.n_gpus, r.concurrency) == ("ep", 8, 16)
+    assert r.tokens_per_s_per_gpu == pytest.approx(16 / (0.010 * 8))
+
+
+@pytest.mark.parametrize("column, value", [("silicon_tpot_ms", "abc"), ("silicon_tpot_ms", "0"), ("silicon_tpot_ms", "nan"),
+                                           ("tp_size", "-8"), ("isl", "0")])
+def test_malformed_fields_are_named(tmp_path: Path, column: str, value: str) -> None:
+    with pytest.raises(QsError) as err:
+        ho.read_holdout(write(tmp_path, sample_row(**{column: value})))
+    assert f"row r1, column '{column}'" in str(err.value)
+
+
+def test_duplicate_ids_and_missing_columns_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(QsError, match="duplicate id"):
+        ho.read_holdout(write(tmp_path, sample_row(), sample_row()))
+    p = tmp_path / "narrow.csv"
+    p.write_text("id,backend\nr1,sglang\n", encoding="utf-8")
+    with pytest.raises(QsError, match="missing column"):
+        ho.read_holdout(p)
+
+
+def test_the_shipped_sample_is_read_whole(report: dict) -> None:
+    """Every row is read or left out under a named reason; none shares an id with data/measured/."""
+    left = sum(v["rows"] for v in report["left_out"].values())
+    assert len(report["rows"]) + left == report["read"]
+    assert set(report["left_out"]) <= set(ho.REASONS)
+    assert {r["split"] for r in report["rows"]} == {"holdout"}
+    assert not {r["id"] for r in report["rows"]} & {r.id for r in load_measurements()}
+    predicted = [r for r in report["rows"] if r["error"] is not None]
+    assert report["summary"]["all"]["n"] == len(predicted) and report["summary"]["all"]["unpredicted"] == sum(report["unpredicted"].values())
+    assert sum(g["n"] for g in report["groups"]) == len(predicted)
+
+
+def test_errors_are_the_predictions_against_the_measurements(report: dict) -> None:
+    for r in report["rows"][:50]:
+        if r["error"] is not None:
+            assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
+
+
+def test_cli_json_and_text(capsys: pytest.CaptureFixture) -> None:
+    assert main(["holdout", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "rows" not in out and {"read", "left_out", "summary", "groups", "within_15", "signed_median_error"} <= set(out)
+    assert main(["holdout"]) == 0
+    assert "rows read" in capsys.readouterr().out
+
+
+def test_cli_bad_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["holdout", "--file", str(write(tmp_path, sample_row(silicon_tpot_ms="x")))]) == 2
+    err = capsys.readouterr().err
+    assert "silicon_tpot_ms" in err and "Traceback" not in err
