@@ -77,7 +77,7 @@ def test_attention_dp_takes_the_client_concurrency(tmp_path: Path) -> None:
     assert r.tokens_per_s_per_gpu == pytest.approx(16 / (0.010 * 8))
 
 
-@pytest.mark.parametrize("column, value", [("silicon_tpot_ms", "abc"), ("silicon_tpot_ms", "0"), ("silicon_tpot_ms", "nan"),
+@pytest.mark.parametrize("column, value", [("silicon_tpot_ms", "abc"), ("silicon_tpot_ms", "0"), ("silicon_tpot_ms", "nan"), ("silicon_tpot_ms", "1e-310"),
                                            ("tp_size", "-8"), ("isl", "0")])
 def test_malformed_fields_are_named(tmp_path: Path, column: str, value: str) -> None:
     with pytest.raises(QsError) as err:
@@ -124,3 +124,18 @@ def test_cli_bad_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert main(["holdout", "--file", str(write(tmp_path, sample_row(silicon_tpot_ms="x")))]) == 2
     err = capsys.readouterr().err
     assert "silicon_tpot_ms" in err and "Traceback" not in err
+
+
+def test_chapter_tables_reshape_the_report(report: dict) -> None:
+    """One regime line per group with a held-out row, one setup line per predicted group."""
+    from qsmoe.book import report_validation as rv
+    from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
+
+    as_judge = {"summary": {"calibrated": {"judge": report["summary"]}}}
+    lines = rv.holdout_regime_table(as_judge, report)
+    present = [k for k in {**GROUPS, **ENGINE_GROUPS} if report["summary"][k]["n"] or report["summary"][k]["unpredicted"]]
+    assert [line["regime"] for line in lines] == [{**GROUPS, **ENGINE_GROUPS}[k][0] for k in present]
+    assert all(line["judge rows"] == line["held-out sample"] for line in lines)
+    groups = rv.holdout_group_table(report)
+    assert len(groups) == sum(1 for g in report["groups"] if g["n"])
+    assert sum(g["rows"] for g in groups) == report["summary"]["all"]["n"]

@@ -49,8 +49,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qsmoe import DATA_DIR
-from qsmoe.errors import QsError
-from qsmoe.evidence.measurements import ENGINES, Measurement, check_width, profile_for, read_table, row_error
+from qsmoe.evidence.measurements import ENGINES, Measurement, id_rows, profile_for, row_error
 from qsmoe.evidence.validation import group_stats, predict_rows, summarize_errors
 from qsmoe.specs.hardware import load_hardware
 
@@ -164,12 +163,14 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
     isl, osl = _size(raw, "isl", source), _size(raw, "osl", source)
     if isl < 1 or osl < 1:
         raise row_error(source, raw["id"], "isl" if isl < 1 else "osl", "must be a whole number >= 1")
-    tpot_s = _positive(raw, "silicon_tpot_ms", source) / 1e3
+    per_gpu = concurrency / (_positive(raw, "silicon_tpot_ms", source) / 1e3 * gpus)
+    if not math.isfinite(per_gpu):
+        raise row_error(source, raw["id"], "silicon_tpot_ms", f"too small: {raw['silicon_tpot_ms'].strip()[:40]!r} ms gives no finite throughput")
     backend = raw["backend"].strip()
     return Measurement(
         id=raw["id"].strip(), model=model, hardware=hardware, n_gpus=gpus, layout=layout, weight_dtype=weight, kv_dtype="bf16",
         regime="decode", input_len=isl, output_len=osl, context=isl + osl / 2, concurrency=concurrency,
-        tokens_per_s_per_gpu=concurrency / (tpot_s * gpus), split="holdout", vendor=load_hardware(hardware).vendor, moe=moe,
+        tokens_per_s_per_gpu=per_gpu, split="holdout", vendor=load_hardware(hardware).vendor, moe=moe,
         engine=backend if backend in ENGINES else "other", engine_version=raw["backend_version"].strip(), mtp="no",
         source_id=SOURCE_ID, quote=f"silicon_tpot_ms={raw['silicon_tpot_ms'].strip()}",
     )
@@ -180,18 +181,10 @@ def read_holdout(path: str | Path | None = None) -> HoldoutTable:
     file, the row id and the column for a malformed field."""
     path = Path(path) if path is not None else HOLDOUT_PATH
     source = str(path)
-    raw_rows = read_table(path, COLUMNS)
+    raw_rows = id_rows(path, COLUMNS)
     rows: list[Measurement] = []
     left_out: Counter[str] = Counter()
-    seen: set[str] = set()
-    for n, raw in enumerate(raw_rows, start=2):
-        check_width(raw, COLUMNS, n, source)
-        rid = raw["id"].strip()
-        if not rid:
-            raise QsError(f"line {n}, column 'id': missing", source=source)
-        if rid in seen:
-            raise row_error(source, rid, "id", "duplicate id")
-        seen.add(rid)
+    for _, raw in raw_rows:
         got = _read_row(raw, source)
         if isinstance(got, str):
             left_out[got] += 1

@@ -174,24 +174,33 @@ def check_width(raw: dict[str, str], columns: Sequence[str], line: int, source: 
         raise QsError(f"line {line}: wrong number of fields", source=source)
 
 
-def load_measurements(path: str | Path | None = None) -> list[Measurement]:
-    """Read and check measurements.csv (default: the book's); one QsError per problem, naming
-    the file, the row id and the column."""
-    path = Path(path) if path is not None else MEASUREMENTS_PATH
+def id_rows(path: Path, columns: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    """(id, row) for each row of the CSV table at ``path``: every row as wide as the header, its
+    ``id`` present and not repeated; a QsError naming the file and the line or row otherwise."""
     source = str(path)
-    raw_rows = read_table(path, REQUIRED_COLUMNS)
-    models, hardware = set(available_models()), set(available_hardware())
-    dtypes = tuple(sorted(BYTES_PER_VALUE))
-    rows: list[Measurement] = []
+    out: list[tuple[str, dict[str, str]]] = []
     seen: set[str] = set()
-    for n, raw in enumerate(raw_rows, start=2):
-        check_width(raw, REQUIRED_COLUMNS, n, source)
+    for n, raw in enumerate(read_table(path, columns), start=2):
+        check_width(raw, columns, n, source)
         rid = raw["id"].strip()
         if not rid:
             raise QsError(f"line {n}, column 'id': missing", source=source)
         if rid in seen:
             raise row_error(source, rid, "id", "duplicate id")
         seen.add(rid)
+        out.append((rid, raw))
+    return out
+
+
+def load_measurements(path: str | Path | None = None) -> list[Measurement]:
+    """Read and check measurements.csv (default: the book's); one QsError per problem, naming
+    the file, the row id and the column."""
+    path = Path(path) if path is not None else MEASUREMENTS_PATH
+    source = str(path)
+    models, hardware = set(available_models()), set(available_hardware())
+    dtypes = tuple(sorted(BYTES_PER_VALUE))
+    rows: list[Measurement] = []
+    for rid, raw in id_rows(path, REQUIRED_COLUMNS):
         model = raw["model"].strip()
         if model not in models:
             raise row_error(source, rid, "model", f"unknown model {model[:40]!r} (known: {', '.join(sorted(models))})")
@@ -236,5 +245,5 @@ def load_measurements(path: str | Path | None = None) -> list[Measurement]:
 
 __all__ = [
     "ENGINES", "MEASUREMENTS_PATH", "MTP_STATES", "Measurement", "OPTIONAL_COLUMNS", "REGIMES", "REQUIRED_COLUMNS", "SPLITS",
-    "check_width", "load_measurements", "profile_for", "read_table", "row_error", "source_splits", "split_by_rule",
+    "check_width", "id_rows", "load_measurements", "profile_for", "read_table", "row_error", "source_splits", "split_by_rule",
 ]
