@@ -179,6 +179,32 @@ def regime_table(report: Mapping[str, Any], engines: bool = False) -> list[dict[
     return out
 
 
+def holdout_regime_table(report: Mapping[str, Any], hold: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Median |error| (rows) per regime and engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`) on the
+    judge rows of the validation ``report`` (its fitted constants) and on the held-out sample
+    ``hold`` (:func:`qsmoe.evidence.holdout.holdout_report`, run by the chapter with the same
+    constants); groups without a held-out row are left out."""
+    judge, sample = report["summary"]["calibrated"]["judge"], hold["summary"]
+    return [{"regime": label, "judge rows": _cell(judge[key]), "held-out sample": _cell(sample[key])}
+            for key, (label, _) in {**GROUPS, **ENGINE_GROUPS}.items() if sample[key]["n"] or sample[key]["unpredicted"]]
+
+
+def holdout_group_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One line per group of the held-out sample (model, engine with its versions, accelerator,
+    weight format, layout): rows, median |error|, signed median and the share within 15 %."""
+    return [{
+        "model": g["model"],
+        "engine": g["engine"] + (f" {', '.join(g['engine_versions'])}" if g["engine_versions"] else " (version not stated)"),
+        "accelerator": g["hardware"],
+        "weights": g["weight_dtype"],
+        "layout": g["layout"],
+        "rows": g["n"],
+        "median |error|": pct(g["median_abs_error"]),
+        "signed median": pct(g["signed_median_error"], signed=True),
+        "within 15 %": pct(g["within_15"]),
+    } for g in hold["groups"] if g["n"]]
+
+
 def ceiling_shares(report: Mapping[str, Any], least_rows: int = 1) -> dict[str, dict[str, Any]]:
     """Per regime and per engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`, keyed as there; every
     row, both splits) with at least ``least_rows`` rows: {label, rows, q10, median, q90} of
@@ -366,6 +392,7 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 __all__ = [
     "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
+    "holdout_group_table", "holdout_regime_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
     "second_reading", "softness_reading", "softness_table", "source_level_table", "starts_table", "targets_table", "uniform_format_reading", "worst_rows",
 ]
