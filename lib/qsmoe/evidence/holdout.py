@@ -194,6 +194,7 @@ def read_holdout(path: str | Path | None = None) -> HoldoutTable:
 
 
 def _signed_median(errors: Sequence[float]) -> float | None:
+    """The median signed error, None without a predicted row."""
     return float(np.median(errors)) if errors else None
 
 
