@@ -17,7 +17,7 @@ H200 = load_hardware("h200")
 
 
 def test_registry_names_are_the_parameter_strings() -> None:
-    assert LAYOUTS == ("tp", "ep", "dp-tp")
+    assert LAYOUTS == ("tp", "ep", "dp-tp", "tp-ep")
     assert all(REGISTRY[name].name == name for name in LAYOUTS)
     with pytest.raises(QsError, match="layout"):
         Deployment(H200, layout="pp")
@@ -25,8 +25,11 @@ def test_registry_names_are_the_parameter_strings() -> None:
 
 @pytest.mark.parametrize("gpus", [1, 2, 8, 16, 64, 512])
 def test_weights_per_gpu(gpus: int) -> None:
-    tp, ep, dptp = (REGISTRY[n].params_per_gpu(DS, gpus) for n in LAYOUTS)
+    tp, ep, dptp, tpep = (REGISTRY[n].params_per_gpu(DS, gpus) for n in ("tp", "ep", "dp-tp", "tp-ep"))
     assert tp == pytest.approx(DS.resident_params / gpus)
+    assert tpep == pytest.approx(DS.resident_other_params / gpus + DS.resident_routed_params * routed_share_per_gpu(DS.n_experts, gpus))
+    assert tp <= tpep * (1 + 1e-12) and tpep <= ep  # whole experts never lighten a GPU; sharded attention does
+    assert REGISTRY["tp-ep"].params_per_gpu(LLAMA, gpus) == pytest.approx(LLAMA.resident_params / gpus)  # no experts: tp
     assert ep == pytest.approx(DS.resident_other_params + DS.resident_routed_params * routed_share_per_gpu(DS.n_experts, gpus))
     assert dptp == pytest.approx(DS.resident_attention_params + (DS.resident_params - DS.resident_attention_params) / gpus)
     assert tp <= dptp and tp <= ep  # replication never makes a GPU lighter
@@ -35,7 +38,9 @@ def test_weights_per_gpu(gpus: int) -> None:
 
 
 def test_kv_split_and_replica_batch() -> None:
-    tp, ep, dptp = (REGISTRY[n] for n in LAYOUTS)
+    tp, ep, dptp = (REGISTRY[n] for n in ("tp", "ep", "dp-tp"))
+    tpep = REGISTRY["tp-ep"]
+    assert (tpep.kv_split(LLAMA, 8), tpep.kv_split(DS, 8), tpep.replica_kv_copies(8)) == (8, 1, 8)  # KV placed as under tp
     assert tp.kv_split(LLAMA, 8) == 8 and tp.kv_split(DS, 8) == 1  # GQA heads split; MLA latent not
     assert ep.kv_split(LLAMA, 8) == 1 and dptp.kv_split(LLAMA, 8) == 1
     per_gpu = np.array([0.0, 3.0])
@@ -46,7 +51,9 @@ def test_kv_split_and_replica_batch() -> None:
 
 def test_attention_and_ffn_shares() -> None:
     b = np.array([1.0, 7.0, 64.0])
-    tp, ep, dptp = (REGISTRY[n] for n in LAYOUTS)
+    tp, ep, dptp, tpep = (REGISTRY[n] for n in ("tp", "ep", "dp-tp", "tp-ep"))
+    assert np.array_equal(tpep.attention_batch(b, 8), b) and tpep.attention_shard(8) == 1 / 8
+    assert np.array_equal(tpep.ffn_batch(b, b), b) and tpep.ffn_shard(8) == 1 / 8 and tpep.experts_sharded
     assert np.array_equal(tp.attention_batch(b, 8), b) and tp.attention_shard(8) == 1 / 8
     assert np.array_equal(ep.attention_batch(b, 8), np.ceil(b / 8)) and ep.attention_shard(8) == 1.0
     assert np.array_equal(ep.ffn_batch(b, ep.attention_batch(b, 8)), np.ceil(b / 8)) and ep.ffn_shard(8) == 1.0
@@ -56,8 +63,8 @@ def test_attention_and_ffn_shares() -> None:
 
 def test_collectives_name_what_crosses_the_link() -> None:
     b = np.array([1.0, 64.0])
-    tp, ep, dptp = (REGISTRY[n] for n in LAYOUTS)
-    for layout in (tp, ep, dptp):
+    tp, ep, dptp, tpep = (REGISTRY[n] for n in ("tp", "ep", "dp-tp", "tp-ep"))
+    for layout in (tp, ep, dptp, tpep):
         assert layout.collectives(DS, 1, b, b) == []  # one GPU: nothing on the link
     (ar,) = tp.collectives(LLAMA, 8, b, b)
     assert ar.kind == ALL_REDUCE and ar.calls == LLAMA.allreduces_per_step
@@ -68,6 +75,9 @@ def test_collectives_name_what_crosses_the_link() -> None:
     assert (dispatch.kind, combine.kind) == (DISPATCH, COMBINE) and dispatch.calls == DS.moe_layers
     assert np.allclose(dispatch.bytes_per_call, np.ceil(b / 8) * DS.top_k * DS.d_model * 7 / 8 * ACTIVATION_BYTES)
     assert ep.collectives(LLAMA, 8, b, b) == []  # a dense model served data-parallel exchanges nothing
+    (ar_ep,) = tpep.collectives(DS, 8, b, b)  # experts summed by the FFN all-reduce: no all-to-all
+    assert ar_ep.kind == ALL_REDUCE and ar_ep.calls == DS.allreduces_per_step
+    assert np.allclose(ar_ep.bytes_per_call, 2 * 7 / 8 * b * DS.d_model * ACTIVATION_BYTES)
 
 
 def test_scaleout_bandwidth_comes_from_the_hardware_file() -> None:

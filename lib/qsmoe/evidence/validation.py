@@ -39,6 +39,7 @@ import numpy as np
 from qsmoe.evidence.measurements import ENGINES, Measurement, profile_for
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import Deployment
+from qsmoe.physics.layouts import REGISTRY
 from qsmoe.physics.memory import REASONS, WEIGHTS_DO_NOT_FIT
 from qsmoe.physics.serve import serve_result
 from qsmoe.scenario.compare import deployment_from
@@ -62,6 +63,8 @@ def peak_context(r: Record) -> float | None:
     return r["context"]
 
 
+#: Layouts whose routed experts are expert-parallel (the EP regime; the others split them tensor-parallel).
+EXPERT_PARALLEL_LAYOUTS = tuple(name for name, layout in REGISTRY.items() if layout.experts_sharded)
 #: Summary groups (regimes): name -> (label, predicate on a record).
 GROUPS: dict[str, tuple[str, Callable[[Record], bool]]] = {
     "all": ("all rows", lambda r: True),
@@ -72,8 +75,8 @@ GROUPS: dict[str, tuple[str, Callable[[Record], bool]]] = {
     "long_context": (f"context >= {LONG_CONTEXT_TOKENS // 1000}k", lambda r: (peak_context(r) or 0) >= LONG_CONTEXT_TOKENS),
     "moe": ("MoE", lambda r: r["moe"]),
     "dense": ("dense", lambda r: not r["moe"]),
-    "ep": ("expert parallel", lambda r: r["layout"] == "ep"),
-    "tp": ("tensor parallel (tp, dp-tp)", lambda r: r["layout"] != "ep"),
+    "ep": ("expert parallel (ep, tp-ep)", lambda r: r["layout"] in EXPERT_PARALLEL_LAYOUTS),
+    "tp": ("experts tensor-parallel (tp, dp-tp)", lambda r: r["layout"] not in EXPERT_PARALLEL_LAYOUTS),
     "nvidia": ("NVIDIA", lambda r: r["vendor"] == "nvidia"),
     "amd": ("AMD", lambda r: r["vendor"] == "amd"),
 }
@@ -255,7 +258,7 @@ def summarize_errors(records: Sequence[Record], key: str = "error", splits: Sequ
 
 
 __all__ = [
-    "ENGINE_GROUPS", "GROUPS", "HIGH_CONCURRENCY", "LONG_CONTEXT_TOKENS", "LOW_CONCURRENCY", "MODELLED_ENGINES", "Prediction",
+    "ENGINE_GROUPS", "EXPERT_PARALLEL_LAYOUTS", "GROUPS", "HIGH_CONCURRENCY", "LONG_CONTEXT_TOKENS", "LOW_CONCURRENCY", "MODELLED_ENGINES", "Prediction",
     "deployment_of", "group_stats", "log_errors", "peak_context", "predict_row", "predict_rows",
     "prefill_stalls_apply", "row_values", "setup_record", "summarize_errors", "suspects",
 ]

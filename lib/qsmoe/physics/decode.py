@@ -139,8 +139,9 @@ def link_time_s(profile: DecodeProfile, dep: Deployment, tokens: np.ndarray, tok
 
     ep: a dispatch and a combine all-to-all per MoE layer, each b * k * d * (1 - 1/G) bytes
         (the busiest GPU's tokens to k experts, (1 - 1/G) of them remote).
-    tp: an all-reduce after attention and after the FFN of each block (a third for cross-attention),
-        ring cost 2 (G-1)/G * B * d bytes each; dp-tp: one per block (around the FFN only).
+    tp, tp-ep: an all-reduce after attention and after the FFN of each block (a third for
+        cross-attention), ring cost 2 (G-1)/G * B * d bytes each (under tp-ep the second sums
+        the experts' outputs); dp-tp: one per block (around the FFN only).
     Activations are ``layouts.ACTIVATION_BYTES`` each (``layouts.Layout.collectives``).
     """
     colls = dep.parallelism.collectives(profile, dep.gpus, tokens, tokens_on_busiest_gpu)

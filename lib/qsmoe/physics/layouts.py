@@ -12,7 +12,7 @@ A layout answers, for a DecodeProfile on G GPUs:
                                                          every expert sliced over all G GPUs
   collectives          collectives(p, G, B, b_attn)      what goes on the link in one forward pass
 
-Parameter files keep the name (``tp``, ``ep``, ``dp-tp``); ``REGISTRY`` maps it to the object.
+Parameter files keep the name (``tp``, ``ep``, ``dp-tp``, ``tp-ep``); ``REGISTRY`` maps it to the object.
 """
 from __future__ import annotations
 
@@ -183,5 +183,22 @@ class ExpertParallel(DataParallelTensorParallel):
         return [Collective(DISPATCH, float(p.moe_layers), per_call), Collective(COMBINE, float(p.moe_layers), per_call)]
 
 
-REGISTRY: dict[str, Layout] = {cls.name: cls() for cls in (TensorParallel, ExpertParallel, DataParallelTensorParallel)}
+class TensorParallelExpertParallel(Layout):
+    """Tensor-parallel attention, dense FFN and shared experts; routed experts expert-parallel
+    (vLLM's --tensor-parallel-size G --enable-expert-parallel; TensorRT-LLM with tp_size = ep_size
+    = G and no attention DP). After the attention all-reduce every GPU holds every token; each runs
+    its own experts on the tokens routed to them, and one all-reduce sums the experts' outputs, so
+    the link carries tensor parallelism's all-reduces and no all-to-all. The KV cache is placed as
+    under ``tp`` (MLA's latent copied on every GPU)."""
+
+    name = "tp-ep"
+    description = "attention, dense FFN and shared experts tensor-parallel, routed experts expert-parallel"
+    experts_sharded = True
+
+    def params_per_gpu(self, p: DecodeProfile, gpus: int) -> np.ndarray:
+        """(W - W_routed) / G + W_routed * ceil(E/G)/E (the GPU holding the most experts)."""
+        return np.asarray((p.resident_params - p.resident_routed_params) / gpus + p.resident_routed_params * routed_share_per_gpu(p.n_experts, gpus), dtype=float)
+
+
+REGISTRY: dict[str, Layout] = {cls.name: cls() for cls in (TensorParallel, ExpertParallel, DataParallelTensorParallel, TensorParallelExpertParallel)}
 LAYOUTS: tuple[str, ...] = tuple(REGISTRY)  # the names parameter files use

@@ -63,8 +63,9 @@ def weight_bytes_per_gpu(profile: DecodeProfile, dep: Deployment) -> np.ndarray:
     P(W) * w_ffn + a * X,    X = W_proj * (w_attention - w_ffn) + W_emb * (w_head - w_ffn)
 
     with P the layout's params_per_gpu (tp: W/G; ep: W_other + W_routed ceil(E/G)/E; dp-tp:
-    W_attention + (W - W_attention)/G), a its share of the attention side per GPU (tp: 1/G; ep,
-    dp-tp: 1, replicated) and X the attention side's bytes beyond w_ffn (:func:`_attention_extra_bytes`)."""
+    W_attention + (W - W_attention)/G; tp-ep: W_other/G + W_routed ceil(E/G)/E), a its share of
+    the attention side per GPU (tp, tp-ep: 1/G; ep, dp-tp: 1, replicated) and X the attention
+    side's bytes beyond w_ffn (:func:`_attention_extra_bytes`)."""
     par, g = dep.parallelism, dep.gpus
     return np.asarray(par.params_per_gpu(profile, g) * dep.weight_bytes + par.attention_shard(g) * _attention_extra_bytes(profile, dep), dtype=float)
 

@@ -38,6 +38,7 @@ from qsmoe.errors import QsError
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import ATTENTION_DTYPES, LAYOUTS
 from qsmoe.physics.engines import ENGINES, load_engine
+from qsmoe.physics.layouts import REGISTRY
 from qsmoe.physics.quality import DENSE_ARCHS
 from qsmoe.scenario.analysis import q_estimates
 from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, load_bootstrap
@@ -50,6 +51,12 @@ Values = Mapping[str, Any]
 
 SERVING_DEFAULTS_PATH = DATA_DIR / "serving_defaults.yaml"
 DATASHEET_PARAMS_PATH = DATA_DIR / "params" / "datasheet.yaml"
+#: MoE layouts the reproduction search leaves out, each with the layout whose rows it would repeat.
+#: tp-ep differs from tp only in how the routed experts are cut (whole experts per GPU against
+#: every expert in G slices): at the headline point (long context, a few sequences) each expert
+#: gets a token or two, padded to the kernel's row block, so both stream the same expert bytes and
+#: run the same FLOPs per GPU and every ratio is tp's (tests/test_headline.py checks it on a grid).
+REPEATS = {"tp-ep": "tp"}
 BAND_QUANTILES = (0.05, 0.95)  # a 90 % band
 MAX_BAND_SETS = 10  # bootstrap constant sets a band evaluates (a band stays a few seconds per model)
 
@@ -57,7 +64,8 @@ MAX_BAND_SETS = 10  # bootstrap constant sets a band evaluates (a band stays a f
 def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]:
     """The axes of the reproduction search, each with the values it takes.
 
-    moe_layout: every layout; dense_layout: tp and dp-tp (what 'auto' chooses between);
+    moe_layout: every layout but those that repeat another's rows (:data:`REPEATS`); dense_layout:
+    tp and dp-tp (what 'auto' chooses between);
     hardware: every shipped accelerator; gpus: one and two 8-GPU nodes; weight and KV formats
     bf16 / fp8; attention compute format bf16 / fp8; reserve 5 / 10 / 20 % of HBM; every q rule
     with data (not 'explicit'); every dense architecture; the engine, one per distinct decode
@@ -68,8 +76,8 @@ def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]
         representatives, _ = decode_engines()
         engines = representatives if len(representatives) > 1 else ()
     axes: dict[str, tuple] = {
-        "moe_layout": tuple(LAYOUTS),
-        "dense_layout": tuple(layout for layout in LAYOUTS if layout != "ep"),
+        "moe_layout": tuple(layout for layout in LAYOUTS if layout not in REPEATS),
+        "dense_layout": tuple(layout for layout in LAYOUTS if not REGISTRY[layout].experts_sharded),
         "hardware": tuple(available_hardware()),
         "gpus": (8, 16),
         "weight_dtype": ("bf16", "fp8"),
