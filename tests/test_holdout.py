@@ -52,8 +52,10 @@ def test_layout_rules() -> None:
     assert ho.layout_of(True, 8, 1, 1, 8, 1) == ("tp", 8)
     assert ho.layout_of(True, 1, 1, 8, 1, 8) == ("ep", 8)
     assert ho.layout_of(False, 2, 1, 0, 0, 0) == ("tp", 2)
-    assert ho.layout_of(True, 8, 1, 1, 1, 8) == "tp_attention_ep_experts"
-    assert ho.layout_of(True, 16, 1, 1, 4, 4) == "tp_attention_ep_experts"
+    assert ho.layout_of(True, 8, 1, 1, 1, 8) == ("tp-ep", 8)
+    assert ho.layout_of(True, 8, 1, 0, 0, 8) == ("tp-ep", 8)
+    assert ho.layout_of(True, 8, 1, 1, 1, 4) == "layout"  # experts over fewer GPUs than the attention
+    assert ho.layout_of(True, 16, 1, 1, 4, 4) == "mixed_experts"
     assert ho.layout_of(True, 36, 1, 1, 36, 1) == "gpus"
     assert ho.layout_of(True, 8, 2, 1, 8, 1) == "pipeline"
     assert ho.layout_of(True, 1, 1, 2, 4, 1) == "layout"
@@ -61,11 +63,11 @@ def test_layout_rules() -> None:
 
 def test_rows_left_out_are_counted_under_their_reason(tmp_path: Path) -> None:
     p = write(tmp_path, sample_row(), sample_row(id="r2", mode="disagg"), sample_row(id="r3", model_path="zhipuai/GLM-5"),
-              sample_row(id="r4", system="b300_sxm"), sample_row(id="r5", moe_tp_size="1", moe_ep_size="8"),
+              sample_row(id="r4", system="b300_sxm"), sample_row(id="r5", tp_size="16", moe_tp_size="4", moe_ep_size="4"),
               sample_row(id="r6", tp_size="1", attention_dp_size="8", moe_tp_size="1", moe_ep_size="8", silicon_data_source="db-dump"))
     t = ho.read_holdout(p)
     assert [r.id for r in t.rows] == ["r1"] and t.read == 6
-    assert t.left_out == {"mode": 1, "model": 1, "system": 1, "tp_attention_ep_experts": 1, "concurrency": 1}
+    assert t.left_out == {"mode": 1, "model": 1, "system": 1, "mixed_experts": 1, "concurrency": 1}
 
 
 def test_attention_dp_takes_the_client_concurrency(tmp_path: Path) -> None:

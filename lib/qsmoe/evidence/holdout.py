@@ -18,15 +18,17 @@ counted under its reason (:data:`REASONS`):
 * layout, with pipeline parallelism 1: attention tensor-parallel (``attention_dp_size`` empty, 0
   or 1) with the experts split the same way (``moe_tp_size`` = ``tp_size``, ``moe_ep_size`` at
   most 1; a dense model's MoE fields empty, 0, 1 or ``tp_size``) is ``tp`` on G = ``tp_size``
-  GPUs; attention data-parallel over every GPU with the experts expert-parallel (``tp_size`` 1,
-  ``moe_ep_size`` = ``attention_dp_size``, ``moe_tp_size`` 1) is ``ep`` on G =
-  ``attention_dp_size`` GPUs. Attention tensor-parallel with expert-parallel experts has no
-  layout in the model. At most 8 GPUs: above that the sample pairs sizes a split of that size
-  cannot have (``tp_size`` 12 to 72 for DeepSeek's 128 attention heads), so there the fields do
-  not mean what their names say;
+  GPUs; attention tensor-parallel with the experts expert-parallel over the same GPUs
+  (``moe_ep_size`` = ``tp_size``, ``moe_tp_size`` 1) is ``tp-ep``; attention data-parallel over
+  every GPU with the experts expert-parallel (``tp_size`` 1, ``moe_ep_size`` =
+  ``attention_dp_size``, ``moe_tp_size`` 1) is ``ep`` on G = ``attention_dp_size`` GPUs. Experts
+  split both ways at once (``moe_tp_size`` and ``moe_ep_size`` both above 1) have no layout in
+  the model. At most 8 GPUs: above that the sample pairs sizes a split of that size cannot have
+  (``tp_size`` 12 to 72 for DeepSeek's 128 attention heads), so there the fields do not mean
+  what their names say;
 * concurrency C: ``silicon_concurrency`` in ``silicon_data_source`` (the benchmark client's);
-  without it ``batch_size`` for a ``tp`` row (the sample's batch is per attention-DP rank, which
-  is the whole instance without attention DP);
+  without it ``batch_size`` for a ``tp`` or ``tp-ep`` row (the sample's batch is per attention-DP
+  rank, which is the whole instance without attention DP);
 * weights: ``precision`` fp8 or fp4 as stated, empty for the checkpoint's own BF16;
 * KV cache BF16 (the sample does not state it; the rule of data/measured/README.md for an
   unstated format), MTP off and CUDA graphs as the parameter set says (not stated), and every
@@ -79,7 +81,7 @@ REASONS = {
     "system": "an accelerator the book has no spec for",
     "precision": "a precision other than fp8, fp4 or the checkpoint's own",
     "pipeline": "pipeline parallelism",
-    "tp_attention_ep_experts": "attention tensor-parallel with expert-parallel experts (no layout in the model)",
+    "mixed_experts": "experts split tensor- and expert-parallel at once (no layout in the model)",
     "layout": "a combination of parallel sizes no rule reads",
     "gpus": f"more than {MAX_GPUS} GPUs",
     "concurrency": "no client concurrency for an attention-data-parallel row",
@@ -123,11 +125,14 @@ def layout_of(moe: bool, tp: int, pp: int, adp: int, moe_tp: int, moe_ep: int) -
     if pp > 1:
         return "pipeline"
     if adp <= 1:
-        if moe and moe_ep > 1:
-            return "tp_attention_ep_experts"
-        if (moe and moe_tp != tp) or (not moe and (moe_tp not in (0, 1, tp) or moe_ep > 1)):
+        if moe and moe_tp > 1 and moe_ep > 1:
+            return "mixed_experts"
+        if moe and moe_ep > 1 and moe_tp <= 1 and moe_ep == tp:
+            layout, gpus = "tp-ep", tp
+        elif (moe and (moe_tp != tp or moe_ep > 1)) or (not moe and (moe_tp not in (0, 1, tp) or moe_ep > 1)):
             return "layout"
-        layout, gpus = "tp", tp
+        else:
+            layout, gpus = "tp", tp
     elif moe and tp == 1 and moe_tp == 1 and moe_ep == adp:
         layout, gpus = "ep", adp
     else:
@@ -157,7 +162,7 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
         return got
     layout, gpus = got
     found = _CONCURRENCY.search(raw["silicon_data_source"])
-    concurrency = int(found.group(1)) if found else (_size(raw, "batch_size", source) if layout == "tp" else 0)
+    concurrency = int(found.group(1)) if found else (_size(raw, "batch_size", source) if layout != "ep" else 0)
     if concurrency < 1:
         return "concurrency"
     isl, osl = _size(raw, "isl", source), _size(raw, "osl", source)
