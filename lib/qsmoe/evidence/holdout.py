@@ -72,6 +72,8 @@ MODELS = {
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200", "gb200": "gb200"}
 #: The sample's precision -> weight format.
 PRECISIONS = {"fp8": "fp8", "fp4": "fp4", "": "bf16"}
+#: An error this small or smaller counts as "within" in the summaries (|e| <= 15 %).
+WITHIN = 0.15
 #: Largest instance read (one node of 8 GPUs; module docstring).
 MAX_GPUS = 8
 #: Why a row is left out.
@@ -203,6 +205,11 @@ def _signed_median(errors: Sequence[float]) -> float | None:
     return float(np.median(errors)) if errors else None
 
 
+def _within_share(errors: Sequence[float]) -> float | None:
+    """The share of predicted rows with |e| <= :data:`WITHIN`, None without one."""
+    return sum(abs(e) <= WITHIN for e in errors) / len(errors) if errors else None
+
+
 def group_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One line per (model, engine, accelerator, weight format, layout): rows, median |e|,
     signed median e and the share within 15 %, in sorted order."""
@@ -213,7 +220,7 @@ def group_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for key in sorted(groups):
         errs = [r["error"] for r in groups[key] if r["error"] is not None]
         out.append(dict(zip(("model", "engine", "hardware", "weight_dtype", "layout"), key), **group_stats([r["error"] for r in groups[key]]),
-                        signed_median_error=_signed_median(errs), within_15=sum(abs(e) <= 0.15 for e in errs) / len(errs) if errs else None,
+                        signed_median_error=_signed_median(errs), within_15=_within_share(errs),
                         engine_versions=sorted({r["engine_version"] for r in groups[key] if r["engine_version"]})))
     return out
 
@@ -234,11 +241,11 @@ def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) ->
         "unpredicted": dict(sorted(unpredicted.items())),
         "summary": summarize_errors(records, splits=("all",))["all"],
         "signed_median_error": _signed_median(errs),
-        "within_15": sum(abs(e) <= 0.15 for e in errs) / len(errs) if errs else None,
+        "within_15": _within_share(errs),
         "groups": group_table(records),
         "rows": records,
     }
 
 
-__all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "HoldoutTable",
+__all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
            "group_table", "holdout_report", "layout_of", "read_holdout"]

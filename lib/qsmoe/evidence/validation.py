@@ -39,7 +39,7 @@ import numpy as np
 from qsmoe.evidence.measurements import ENGINES, Measurement, profile_for
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import Deployment
-from qsmoe.physics.layouts import REGISTRY
+from qsmoe.physics.layouts import EXPERT_PARALLEL_LAYOUTS
 from qsmoe.physics.memory import REASONS, WEIGHTS_DO_NOT_FIT
 from qsmoe.physics.serve import serve_result
 from qsmoe.scenario.compare import deployment_from
@@ -63,8 +63,6 @@ def peak_context(r: Record) -> float | None:
     return r["context"]
 
 
-#: Layouts whose routed experts are expert-parallel (the EP regime; the others split them tensor-parallel).
-EXPERT_PARALLEL_LAYOUTS = tuple(name for name, layout in REGISTRY.items() if layout.experts_sharded)
 #: Summary groups (regimes): name -> (label, predicate on a record).
 GROUPS: dict[str, tuple[str, Callable[[Record], bool]]] = {
     "all": ("all rows", lambda r: True),

@@ -202,3 +202,5 @@ class TensorParallelExpertParallel(Layout):
 
 REGISTRY: dict[str, Layout] = {cls.name: cls() for cls in (TensorParallel, ExpertParallel, DataParallelTensorParallel, TensorParallelExpertParallel)}
 LAYOUTS: tuple[str, ...] = tuple(REGISTRY)  # the names parameter files use
+#: Layouts whose routed experts are expert-parallel (whole experts per GPU); the others slice them.
+EXPERT_PARALLEL_LAYOUTS: tuple[str, ...] = tuple(name for name, layout in REGISTRY.items() if layout.experts_sharded)

@@ -38,7 +38,7 @@ from qsmoe.errors import QsError
 from qsmoe.physics.decode import decode
 from qsmoe.physics.deployment import ATTENTION_DTYPES, LAYOUTS
 from qsmoe.physics.engines import ENGINES, load_engine
-from qsmoe.physics.layouts import REGISTRY
+from qsmoe.physics.layouts import EXPERT_PARALLEL_LAYOUTS
 from qsmoe.physics.quality import DENSE_ARCHS
 from qsmoe.scenario.analysis import q_estimates
 from qsmoe.scenario.bootstrap import BOOTSTRAP_PATH, load_bootstrap
@@ -77,7 +77,7 @@ def search_axes(values: Values, engines: Sequence[str] = ()) -> dict[str, tuple]
         engines = representatives if len(representatives) > 1 else ()
     axes: dict[str, tuple] = {
         "moe_layout": tuple(layout for layout in LAYOUTS if layout not in REPEATS),
-        "dense_layout": tuple(layout for layout in LAYOUTS if not REGISTRY[layout].experts_sharded),
+        "dense_layout": tuple(layout for layout in LAYOUTS if layout not in EXPERT_PARALLEL_LAYOUTS),
         "hardware": tuple(available_hardware()),
         "gpus": (8, 16),
         "weight_dtype": ("bf16", "fp8"),
