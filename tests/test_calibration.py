@@ -153,6 +153,14 @@ def test_band_and_measured_range() -> None:
     assert cal.prediction_band([])["quantiles"] is None
 
 
+def test_band_coverage_by_hand() -> None:
+    band = {"n": 3, "quantiles": {"0.05": -0.5, "0.5": 0.0, "0.95": 0.5}}
+    got = cal.band_coverage([-1.0, -0.5, 0.0, 0.2, 0.5, 0.6, 0.9, None, float("nan")], band)
+    assert got["n"] == 7 and got["below"] == pytest.approx(1 / 7) and got["above"] == pytest.approx(2 / 7)
+    assert got["inside"] == pytest.approx(4 / 7)  # the band's edges count as inside
+    assert cal.band_coverage([], band)["inside"] is None and cal.band_coverage([0.1], {"n": 0, "quantiles": None})["inside"] is None
+
+
 def test_summaries_by_hand() -> None:
     recs = [{"split": "judge", "error": e, "regime": "decode", "moe": True, "layout": "ep", "vendor": "amd", "engine": "sglang",
              "concurrency": 8, "input_len": 1000, "output_len": 100, "context": 1050.0} for e in (0.1, -0.3, None)]

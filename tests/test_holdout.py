@@ -114,12 +114,46 @@ def test_errors_are_the_predictions_against_the_measurements(report: dict) -> No
             assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1)
 
 
+def _record(moe: bool, measured: float, predicted: float | None, concurrency: int = 8, hardware: str = "h200") -> dict:
+    return {"hardware": hardware, "engine": "trtllm", "weight_dtype": "fp8", "input_len": 1024, "output_len": 1024, "concurrency": concurrency,
+            "moe": moe, "model": "deepseek-v3" if moe else "llama-3.1-70b", "measured": measured, "predicted": predicted}
+
+
+def test_ratio_pairs_by_hand() -> None:
+    """Geometric means per side over the same rows; a workload with one kind only, or an
+    unpredicted row, adds nothing."""
+    recs = [_record(True, 10.0, 20.0), _record(True, 40.0, 20.0), _record(False, 60.0, 90.0), _record(False, 60.0, None),
+            _record(True, 5.0, 5.0, concurrency=16), _record(False, 7.0, 7.0, hardware="b200")]
+    pairs = ho.ratio_pairs(recs)
+    assert len(pairs) == 1
+    p = pairs[0]
+    assert (p["moe_rows"], p["dense_rows"], p["moe_models"], p["dense_models"]) == (2, 1, ["deepseek-v3"], ["llama-3.1-70b"])
+    assert p["measured_ratio"] == pytest.approx(60.0 / 20.0) and p["predicted_ratio"] == pytest.approx(90.0 / 20.0)
+    assert p["error"] == pytest.approx(0.5) and p["moe_error"] == pytest.approx(0.0) and p["dense_error"] == pytest.approx(0.5)
+    s = ho.ratio_summary(pairs + [dict(p, error=-0.1, concurrency=4)])
+    assert (s["n"], s["median_abs_error"], s["signed_median_error"], s["within_15"]) == (2, pytest.approx(0.3), pytest.approx(0.2), 0.5)
+    assert s["error_quantiles"]["0.05"] == pytest.approx(-0.1 + 0.05 * 0.6) and len(s["groups"]) == 1 and s["groups"][0]["n"] == 2
+    assert ho.ratio_summary([])["n"] == 0 and ho.ratio_summary([])["error_quantiles"] is None
+
+
+def test_the_sample_has_ratio_pairs(report: dict) -> None:
+    """Every pair is one workload run with both kinds, and its error is its predicted over its measured ratio."""
+    ratios = report["ratios"]
+    assert ratios["n"] == len(ratios["pairs"]) > 0 and sum(g["n"] for g in ratios["groups"]) == ratios["n"]
+    keys = [tuple(p[k] for k in ho.PAIR_KEYS) for p in ratios["pairs"]]
+    assert len(set(keys)) == len(keys) and keys == sorted(keys)
+    for p in ratios["pairs"]:
+        assert p["error"] == pytest.approx(p["predicted_ratio"] / p["measured_ratio"] - 1)
+        assert 1 + p["error"] == pytest.approx((1 + p["dense_error"]) / (1 + p["moe_error"]))
+
+
 def test_cli_json_and_text(capsys: pytest.CaptureFixture) -> None:
     assert main(["holdout", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert "rows" not in out and {"read", "left_out", "summary", "groups", "within_15", "signed_median_error"} <= set(out)
+    assert "rows" not in out and {"read", "left_out", "summary", "groups", "within_15", "signed_median_error", "ratios"} <= set(out)
     assert main(["holdout"]) == 0
-    assert "rows read" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "rows read" in text and "dense / MoE on" in text
 
 
 def test_cli_bad_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

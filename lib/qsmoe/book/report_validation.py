@@ -205,6 +205,22 @@ def holdout_group_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
     } for g in hold["groups"] if g["n"]]
 
 
+def holdout_ratio_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One line per setup of the held-out sample's dense-over-MoE workloads
+    (``holdout.ratio_summary`` groups): the two models, accelerator, engine, weight format,
+    workloads, median |error| of the ratio, signed median and the share within 15 %."""
+    return [{
+        "dense / MoE": f"{g['dense_models']} / {g['moe_models']}",
+        "accelerator": g["hardware"],
+        "engine": g["engine"],
+        "weights": g["weight_dtype"],
+        "workloads": g["n"],
+        "median |error|": pct(g["median_abs_error"]),
+        "signed median": pct(g["signed_median_error"], signed=True),
+        "within 15 %": pct(g["within_15"]),
+    } for g in hold["ratios"]["groups"]]
+
+
 def ceiling_shares(report: Mapping[str, Any], least_rows: int = 1) -> dict[str, dict[str, Any]]:
     """Per regime and per engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`, keyed as there; every
     row, both splits) with at least ``least_rows`` rows: {label, rows, q10, median, q90} of
@@ -392,7 +408,7 @@ def n_unpredicted(report: Mapping[str, Any]) -> int:
 
 __all__ = [
     "TARGET_LABELS", "band_factors", "ceiling_share_table", "ceiling_shares", "constants_table", "doubt_ceiling_table", "doubt_ceilings", "error_direction", "hindsight_table",
-    "holdout_group_table", "holdout_regime_table",
+    "holdout_group_table", "holdout_ratio_table", "holdout_regime_table",
     "loso_grid_edges", "loso_table", "n_unpredicted", "pct", "readings_table", "reason", "regime_table", "row_table", "run", "scatter_points",
     "second_reading", "softness_reading", "softness_table", "source_level_table", "starts_table", "targets_table", "uniform_format_reading", "worst_rows",
 ]

@@ -141,6 +141,16 @@ def holdout_text(report: Mapping[str, Any]) -> str:
     for g in report["groups"]:
         lines.append(f"{g['model']:<16} {g['engine']:<7} {g['hardware']:<9} {g['weight_dtype']:<5} {g['layout']:<4} {g['n']:>5} "
                      f"{_abs_pct(g['median_abs_error']):>6} {_pct(g['signed_median_error']):>7} {_abs_pct(g['within_15']):>6}")
+    ratios = report["ratios"]
+    if ratios["n"]:
+        q = list(ratios["error_quantiles"].values())
+        lines += ["", f"dense / MoE on {ratios['n']} workloads run with both: median |error| {_abs_pct(ratios['median_abs_error'])}, "
+                  f"signed median {_pct(ratios['signed_median_error']).strip()}, {_abs_pct(ratios['within_15'])} within 15%, "
+                  f"5th to 95th percentile {_pct(q[0]).strip()} to {_pct(q[-1]).strip()}"]
+        lines += [f"  {g['hardware']} {g['engine']} {g['weight_dtype']}: {g['dense_models']} / {g['moe_models']}, {g['n']} workloads, "
+                  f"median |error| {_abs_pct(g['median_abs_error'])}, signed {_pct(g['signed_median_error']).strip()}" for g in ratios["groups"]]
+    else:
+        lines += ["", "dense / MoE: no workload was run with both"]
     return "\n".join(lines)
 
 

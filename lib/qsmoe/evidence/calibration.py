@@ -339,6 +339,20 @@ def prediction_band(logs: Sequence[float | None], quantiles: Sequence[float] = B
     return {"n": int(a.size), "quantiles": {f"{q:g}": float(np.quantile(a, q)) for q in quantiles}}
 
 
+def band_coverage(logs: Sequence[float | None], band: Mapping[str, Any]) -> dict[str, Any]:
+    """How the finite ln(pred / meas) values ``logs`` fall against ``band`` (:func:`prediction_band`)
+    between its outer quantiles q_lo and q_hi: {n, inside, below, above} as shares of n, ``below``
+    for ln < q_lo (measured faster than the band allows), ``above`` for ln > q_hi (None without a
+    value or a band)."""
+    a = np.array([x for x in logs if x is not None and math.isfinite(x)], dtype=float)
+    q = band.get("quantiles")
+    if a.size == 0 or q is None:
+        return {"n": int(a.size), "inside": None, "below": None, "above": None}
+    lo_q, hi_q = q[f"{BAND_QUANTILES[0]:g}"], q[f"{BAND_QUANTILES[-1]:g}"]
+    below, above = float(np.mean(a < lo_q)), float(np.mean(a > hi_q))
+    return {"n": int(a.size), "inside": 1.0 - below - above, "below": below, "above": above}
+
+
 def measured_range(predicted: float, band: Mapping[str, Any]) -> tuple[float, float]:
     """Where a measurement of a prediction ``predicted`` is expected: [pred * exp(-q95),
     pred * exp(-q05)] for the band's outer quantiles (ln(pred / meas) = q)."""
@@ -506,5 +520,5 @@ def _values_of(text: str, keys: Sequence[str], source: str) -> dict[str, float]:
 __all__ = [
     "BAND_QUANTILES", "BOOTSTRAP_RESAMPLES", "PER_RUN", "TARGETS", "validate", "BOOTSTRAP_SEED", "CONSTANTS", "Constant", "DATASHEET_PATH", "Evaluator", "foreign_keys",
     "FIT_STARTS", "RANDOM_START_SEED", "STARTS", "active_constants", "bootstrap", "calibrate", "datasheet_values", "evaluator", "median_abs_error", "fit", "fit_best", "fit_from_starts", "fit_starts", "restarts", "grid_start", "leave_one_source_out", "measured_range", "random_starts",
-    "objective", "prediction_band", "start_point", "weighted_median", "write_params",
+    "objective", "band_coverage", "prediction_band", "start_point", "weighted_median", "write_params",
 ]

@@ -51,6 +51,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qsmoe import DATA_DIR
+from qsmoe.evidence.calibration import BAND_QUANTILES
 from qsmoe.evidence.measurements import ENGINES, Measurement, id_rows, profile_for, row_error
 from qsmoe.evidence.validation import group_stats, predict_rows, summarize_errors
 from qsmoe.specs.hardware import load_hardware
@@ -74,6 +75,9 @@ SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200", "gb20
 PRECISIONS = {"fp8": "fp8", "fp4": "fp4", "": "bf16"}
 #: An error this small or smaller counts as "within" in the summaries (|e| <= 15 %).
 WITHIN = 0.15
+#: What the two sides of a dense-over-MoE ratio share (:func:`ratio_pairs`): one workload on one
+#: accelerator, engine and weight format.
+PAIR_KEYS = ("hardware", "engine", "weight_dtype", "input_len", "output_len", "concurrency")
 #: Largest instance read (one node of 8 GPUs; module docstring).
 MAX_GPUS = 8
 #: Why a row is left out.
@@ -225,14 +229,67 @@ def group_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def ratio_pairs(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Dense over MoE on one workload, measured and predicted: the quantity the book prints.
+
+    For every :data:`PAIR_KEYS` value with predicted rows of both kinds (MoE and dense),
+
+        R = exp(mean ln x_dense - mean ln x_moe)
+
+    over that workload's rows of each kind, x the measured or the predicted tokens/s per GPU of
+    the same rows (a geometric mean per side, so a workload counts once however many layouts and
+    GPU counts it was run in); error = R_predicted / R_measured - 1 = (1 + e_dense) / (1 + e_moe) - 1,
+    with e_moe and e_dense (``moe_error``, ``dense_error``) each side's geometric-mean predicted over
+    measured, minus 1. Sorted by key.
+    """
+    sides: dict[tuple[Any, ...], dict[bool, list[Mapping[str, Any]]]] = {}
+    for r in records:
+        if r["predicted"] is not None:
+            sides.setdefault(tuple(r[k] for k in PAIR_KEYS), {True: [], False: []})[bool(r["moe"])].append(r)
+    out = []
+    for key in sorted(sides):
+        moe, dense = sides[key][True], sides[key][False]
+        if not (moe and dense):
+            continue
+
+        def mean_log(rows: list[Mapping[str, Any]], field: str) -> float:
+            return float(np.mean([math.log(r[field]) for r in rows]))
+
+        measured = math.exp(mean_log(dense, "measured") - mean_log(moe, "measured"))
+        predicted = math.exp(mean_log(dense, "predicted") - mean_log(moe, "predicted"))
+        out.append(dict(zip(PAIR_KEYS, key), moe_models=sorted({r["model"] for r in moe}), dense_models=sorted({r["model"] for r in dense}),
+                        moe_rows=len(moe), dense_rows=len(dense), measured_ratio=measured, predicted_ratio=predicted, error=predicted / measured - 1,
+                        moe_error=math.exp(mean_log(moe, "predicted") - mean_log(moe, "measured")) - 1,
+                        dense_error=math.exp(mean_log(dense, "predicted") - mean_log(dense, "measured")) - 1))
+    return out
+
+
+def ratio_summary(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Over :func:`ratio_pairs`: n, median |error|, signed median, share within :data:`WITHIN`
+    and the error at the prediction band's outer percentiles (``calibration.BAND_QUANTILES``); the same (without percentiles) per accelerator,
+    engine, weight format and pair of models (``groups``)."""
+    def stats(errs: list[float]) -> dict[str, Any]:
+        return {"n": len(errs), "median_abs_error": float(np.median(np.abs(errs))) if errs else None,
+                "signed_median_error": _signed_median(errs), "within_15": _within_share(errs)}
+
+    errs = [p["error"] for p in pairs]
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for p in pairs:
+        groups.setdefault((p["hardware"], p["engine"], p["weight_dtype"], ", ".join(p["moe_models"]), ", ".join(p["dense_models"])), []).append(p["error"])
+    return dict(stats(errs), error_quantiles={f"{q:g}": float(np.quantile(errs, q)) for q in (BAND_QUANTILES[0], BAND_QUANTILES[-1])} if errs else None,
+                groups=[dict(zip(("hardware", "engine", "weight_dtype", "moe_models", "dense_models"), k), **stats(groups[k])) for k in sorted(groups)])
+
+
 def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
     """The sample predicted under ``values`` (JSON-ready, deterministic): every row read
     (:func:`qsmoe.evidence.validation.predict_rows` records), the rows left out per reason, the
     regime summary of data/measured/'s validation (:func:`summarize_errors`), the signed median
-    and share within 15 % over all predicted rows, and :func:`group_table`."""
+    and share within 15 % over all predicted rows, :func:`group_table`, and the dense-over-MoE
+    ratios of the workloads run with both (``ratios``: :func:`ratio_summary` and its ``pairs``)."""
     table = read_holdout(path)
     records = predict_rows(table.rows, values)
     errs = [r["error"] for r in records if r["error"] is not None]
+    pairs = ratio_pairs(records)
     unpredicted = Counter(r["reason"] for r in records if r["error"] is None)
     return {
         "source": str(Path(path) if path is not None else HOLDOUT_PATH.relative_to(DATA_DIR.parent)),
@@ -243,9 +300,10 @@ def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) ->
         "signed_median_error": _signed_median(errs),
         "within_15": _within_share(errs),
         "groups": group_table(records),
+        "ratios": dict(ratio_summary(pairs), pairs=pairs),
         "rows": records,
     }
 
 
 __all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
-           "group_table", "holdout_report", "layout_of", "read_holdout"]
+           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "ratio_pairs", "ratio_summary", "read_holdout"]
