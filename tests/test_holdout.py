@@ -168,10 +168,14 @@ def test_chapter_tables_reshape_the_report(report: dict) -> None:
     from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 
     as_judge = {"summary": {"calibrated": {"judge": report["summary"]}}}
-    lines = rv.holdout_regime_table(as_judge, report)
+    lines = rv.holdout_regime_table(as_judge, [("held-out sample", report)])
     present = [k for k in {**GROUPS, **ENGINE_GROUPS} if report["summary"][k]["n"] or report["summary"][k]["unpredicted"]]
     assert [line["regime"] for line in lines] == [{**GROUPS, **ENGINE_GROUPS}[k][0] for k in present]
     assert all(line["judge rows"] == line["held-out sample"] for line in lines)
+    empty = {"summary": {k: {"n": 0, "unpredicted": 0, "median_abs_error": None} for k in report["summary"]}}
+    two = rv.holdout_regime_table(as_judge, [("a", report), ("b", empty)])
+    assert [line["regime"] for line in two] == [line["regime"] for line in lines]
+    assert all(t["a"] == line["held-out sample"] and t["b"] == "no rows" for t, line in zip(two, lines))
     groups = rv.holdout_group_table(report)
     assert len(groups) == sum(1 for g in report["groups"] if g["n"])
     assert sum(g["rows"] for g in groups) == report["summary"]["all"]["n"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -179,14 +179,18 @@ def regime_table(report: Mapping[str, Any], engines: bool = False) -> list[dict[
     return out
 
 
-def holdout_regime_table(report: Mapping[str, Any], hold: Mapping[str, Any]) -> list[dict[str, Any]]:
+def holdout_regime_table(report: Mapping[str, Any], samples: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """Median |error| (rows) per regime and engine (:data:`GROUPS`, :data:`ENGINE_GROUPS`) on the
-    judge rows of the validation ``report`` (its fitted constants) and on the held-out sample
-    ``hold`` (:func:`qsmoe.evidence.holdout.holdout_report`, run by the chapter with the same
-    constants); groups without a held-out row are left out."""
-    judge, sample = report["summary"]["calibrated"]["judge"], hold["summary"]
-    return [{"regime": label, "judge rows": _cell(judge[key]), "held-out sample": _cell(sample[key])}
-            for key, (label, _) in {**GROUPS, **ENGINE_GROUPS}.items() if sample[key]["n"] or sample[key]["unpredicted"]]
+    judge rows of the validation ``report`` (its fitted constants) and on each held-out sample of
+    ``samples`` ((column name, ``qsmoe.evidence.holdout.table_report``), run by the chapter with
+    the same constants); groups without a row in any sample are left out."""
+    judge = report["summary"]["calibrated"]["judge"]
+
+    def present(key: str) -> bool:
+        return any(hold["summary"][key]["n"] or hold["summary"][key]["unpredicted"] for _, hold in samples)
+
+    return [{"regime": label, "judge rows": _cell(judge[key]), **{name: _cell(hold["summary"][key]) for name, hold in samples}}
+            for key, (label, _) in {**GROUPS, **ENGINE_GROUPS}.items() if present(key)]
 
 
 def holdout_group_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:

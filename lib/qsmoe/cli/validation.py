@@ -12,7 +12,9 @@ from qsmoe.errors import QsError
 from qsmoe.evidence.calibration import fit_from_starts, fitted_constants, write_params
 from qsmoe.evidence.hindsight import validate_with_hindsight
 from qsmoe.evidence.doubts import DOUBTS_PATH, apply_doubts, load_doubts
-from qsmoe.evidence.holdout import holdout_report
+from qsmoe import DATA_DIR
+from qsmoe.evidence.holdout import HOLDOUT_PATH, holdout_report
+from qsmoe.evidence.inferencex import INFERENCEX_PATH, inferencex_report
 from qsmoe.evidence.measurements import load_measurements
 from qsmoe.evidence.validation import ENGINE_GROUPS, GROUPS
 from qsmoe.physics.deployment import LAYOUTS
@@ -154,8 +156,15 @@ def holdout_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: The held-out samples ``qsmoe holdout --sample`` reads: name -> (report function, default file).
+HOLDOUT_SAMPLES = {
+    "aiconfigurator": (holdout_report, HOLDOUT_PATH),
+    "inferencex": (inferencex_report, INFERENCEX_PATH),
+}
+
+
 def _cmd_holdout(args: argparse.Namespace) -> int:
-    report = holdout_report(parameter_values(args), args.file)
+    report = HOLDOUT_SAMPLES[args.sample][0](parameter_values(args), args.file)
     text = holdout_text(report)
     if not args.rows:
         report = {k: v for k, v in report.items() if k != "rows"}
@@ -210,8 +219,10 @@ def add_validation_parsers(subparsers: Any) -> None:
     add_parameter_flags(p)
     p.set_defaults(func=_cmd_validate)
 
-    p = subparsers.add_parser("holdout", help="predict measurements no fit has used (NVIDIA's silicon sample) with the parameter set as it stands")
-    p.add_argument("--file", metavar="CSV", help="the sample (default data/holdout/aiconfigurator-silicon-sample.csv)")
+    p = subparsers.add_parser("holdout", help="predict measurements no fit has used (NVIDIA's silicon sample, SemiAnalysis's InferenceX) with the parameter set as it stands")
+    p.add_argument("--sample", choices=tuple(HOLDOUT_SAMPLES), default="aiconfigurator",
+                   help="which sample: " + "; ".join(f"{name}: {path.relative_to(DATA_DIR.parent)}" for name, (_, path) in HOLDOUT_SAMPLES.items()) + " (default aiconfigurator)")
+    p.add_argument("--file", metavar="CSV", help="a file in the chosen sample's format (default: the sample's file above)")
     p.add_argument("--rows", action="store_true", help="with --json: also every row read and its prediction")
     p.add_argument("--json", action="store_true")
     add_parameter_flags(p)

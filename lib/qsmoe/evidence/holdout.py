@@ -97,14 +97,16 @@ _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 
 @dataclass(frozen=True)
 class HoldoutTable:
-    """The rows read as measurements, and the count of rows left out per :data:`REASONS` key."""
+    """The rows read as measurements, and the count of rows left out per key of ``reasons``
+    (the reader's reasons, :data:`REASONS` for NVIDIA's sample)."""
 
     rows: tuple[Measurement, ...]
     left_out: dict[str, int]
     read: int
+    reasons: Mapping[str, str]
 
 
-def _size(raw: Mapping[str, str], column: str, source: str) -> int:
+def whole_number(raw: Mapping[str, str], column: str, source: str) -> int:
     """A parallel size or length: a whole number >= 0 (empty reads as 0)."""
     text = raw[column].strip()
     if not text:
@@ -114,7 +116,7 @@ def _size(raw: Mapping[str, str], column: str, source: str) -> int:
     return int(text)
 
 
-def _positive(raw: Mapping[str, str], column: str, source: str) -> float:
+def positive_number(raw: Mapping[str, str], column: str, source: str) -> float:
     """A measured time [ms]: a finite number > 0."""
     text = raw[column].strip()
     try:
@@ -162,19 +164,19 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
     if weight is None:
         return "precision"
     moe = bool(profile_for(model).is_moe)
-    sizes = {c: _size(raw, c, source) for c in ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")}
+    sizes = {c: whole_number(raw, c, source) for c in ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")}
     got = layout_of(moe, sizes["tp_size"], sizes["pp_size"], sizes["attention_dp_size"], sizes["moe_tp_size"], sizes["moe_ep_size"])
     if isinstance(got, str):
         return got
     layout, gpus = got
     found = _CONCURRENCY.search(raw["silicon_data_source"])
-    concurrency = int(found.group(1)) if found else (_size(raw, "batch_size", source) if layout != "ep" else 0)
+    concurrency = int(found.group(1)) if found else (whole_number(raw, "batch_size", source) if layout != "ep" else 0)
     if concurrency < 1:
         return "concurrency"
-    isl, osl = _size(raw, "isl", source), _size(raw, "osl", source)
+    isl, osl = whole_number(raw, "isl", source), whole_number(raw, "osl", source)
     if isl < 1 or osl < 1:
         raise row_error(source, raw["id"], "isl" if isl < 1 else "osl", "must be a whole number >= 1")
-    per_gpu = concurrency / (_positive(raw, "silicon_tpot_ms", source) / 1e3 * gpus)
+    per_gpu = concurrency / (positive_number(raw, "silicon_tpot_ms", source) / 1e3 * gpus)
     if not math.isfinite(per_gpu):
         raise row_error(source, raw["id"], "silicon_tpot_ms", f"too small: {raw['silicon_tpot_ms'].strip()[:40]!r} ms gives no finite throughput")
     backend = raw["backend"].strip()
@@ -201,7 +203,7 @@ def read_holdout(path: str | Path | None = None) -> HoldoutTable:
             left_out[got] += 1
         else:
             rows.append(got)
-    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows))
+    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS)
 
 
 def _signed_median(errors: Sequence[float]) -> float | None:
@@ -281,20 +283,25 @@ def ratio_summary(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
-    """The sample predicted under ``values`` (JSON-ready, deterministic): every row read
+    """NVIDIA's sample (default: the book's copy) predicted under ``values``: :func:`table_report`
+    of :func:`read_holdout`."""
+    return table_report(read_holdout(path), values, str(Path(path) if path is not None else HOLDOUT_PATH.relative_to(DATA_DIR.parent)))
+
+
+def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A held-out table predicted under ``values`` (JSON-ready, deterministic): every row read
     (:func:`qsmoe.evidence.validation.predict_rows` records), the rows left out per reason, the
     regime summary of data/measured/'s validation (:func:`summarize_errors`), the signed median
     and share within 15 % over all predicted rows, :func:`group_table`, and the dense-over-MoE
     ratios of the workloads run with both (``ratios``: :func:`ratio_summary` and its ``pairs``)."""
-    table = read_holdout(path)
     records = predict_rows(table.rows, values)
     errs = [r["error"] for r in records if r["error"] is not None]
     pairs = ratio_pairs(records)
     unpredicted = Counter(r["reason"] for r in records if r["error"] is None)
     return {
-        "source": str(Path(path) if path is not None else HOLDOUT_PATH.relative_to(DATA_DIR.parent)),
+        "source": source,
         "read": table.read,
-        "left_out": {k: {"rows": v, "reason": REASONS[k]} for k, v in table.left_out.items()},
+        "left_out": {k: {"rows": v, "reason": table.reasons[k]} for k, v in table.left_out.items()},
         "unpredicted": dict(sorted(unpredicted.items())),
         "summary": summarize_errors(records, splits=("all",))["all"],
         "signed_median_error": _signed_median(errs),
@@ -306,4 +313,5 @@ def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) ->
 
 
 __all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
-           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "ratio_pairs", "ratio_summary", "read_holdout"]
+           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout", "table_report",
+           "whole_number"]
