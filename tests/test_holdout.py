@@ -20,7 +20,8 @@ def sample_row(**changes: str) -> dict[str, str]:
     """A DeepSeek-V3 row on 8 H200s, attention and experts tensor-parallel, concurrency 4."""
     row = {"id": "r1", "silicon_data_source": "db-dump; silicon_concurrency=4; workflow_run_id=1", "backend": "sglang", "backend_version": "0.5.9",
            "model_path": "deepseek-ai/DeepSeek-R1", "system": "h200_sxm", "precision": "fp8", "mode": "agg", "isl": "1024", "osl": "1024",
-           "batch_size": "4", "tp_size": "8", "pp_size": "1", "attention_dp_size": "1", "moe_tp_size": "8", "moe_ep_size": "1", "silicon_tpot_ms": "10"}
+           "batch_size": "4", "tp_size": "8", "pp_size": "1", "attention_dp_size": "1", "moe_tp_size": "8", "moe_ep_size": "1", "silicon_ttft_ms": "200",
+           "silicon_tpot_ms": "10"}
     row.update(changes)
     return row
 
@@ -147,13 +148,30 @@ def test_the_sample_has_ratio_pairs(report: dict) -> None:
         assert 1 + p["error"] == pytest.approx((1 + p["dense_error"]) / (1 + p["moe_error"]))
 
 
+def test_ttft_is_read_and_checked(tmp_path: Path) -> None:
+    """The measured TTFT is kept per row (ms -> s); the check divides the model's one-prompt
+    prefill by it, and a row without one is not checked."""
+    t = ho.read_holdout(write(tmp_path, sample_row(silicon_ttft_ms="250"), sample_row(id="r2", silicon_ttft_ms="")))
+    assert t.ttft_s == {"r1": pytest.approx(0.25)}
+    got = ho.ttft_check(t, resolve().values)
+    from qsmoe.evidence.measurements import profile_for
+    from qsmoe.evidence.validation import deployment_of
+    from qsmoe.physics.serve import serve_result
+    r = t.rows[0]
+    res = serve_result(profile_for(r.model), deployment_of(r, resolve().values).with_changes(batching="continuous"), r.input_len, r.output_len, r.concurrency)
+    assert got["n"] == 1 and got["median_ratio"] == pytest.approx(float(res.prefill_time_s) / 0.25)
+    assert got["low_concurrency"]["n"] == 1 and got["high_concurrency"] == {"n": 0, "median_ratio": None}
+    with pytest.raises(QsError, match="silicon_ttft_ms"):
+        ho.read_holdout(write(tmp_path, sample_row(silicon_ttft_ms="-1")))
+
+
 def test_cli_json_and_text(capsys: pytest.CaptureFixture) -> None:
     assert main(["holdout", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert "rows" not in out and {"read", "left_out", "summary", "groups", "within_15", "signed_median_error", "ratios"} <= set(out)
+    assert "rows" not in out and {"read", "left_out", "summary", "groups", "within_15", "signed_median_error", "ratios", "ttft"} <= set(out)
     assert main(["holdout"]) == 0
     text = capsys.readouterr().out
-    assert "rows read" in text and "dense / MoE on" in text
+    assert "rows read" in text and "dense / MoE on" in text and "time to first token" in text
 
 
 def test_cli_bad_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

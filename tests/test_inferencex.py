@@ -19,7 +19,8 @@ def sample_row(**changes: str) -> dict[str, str]:
     """DeepSeek-R1 on 8 MI300Xs with SGLang, attention and experts tensor-parallel, concurrency 4."""
     row = {"id": "x1", "hardware": "mi300x", "framework": "sglang", "model": "dsr1", "precision": "fp8", "spec_method": "none", "disagg": "false",
            "is_multinode": "false", "decode_tp": "8", "decode_ep": "1", "decode_dp_attention": "false", "isl": "1024", "osl": "8192", "conc": "4",
-           "image": "lmsysorg/sglang:v0.5.12-rocm700-mi30x", "date": "2026-05-18", "run_url": "https://github.com/x/y/actions/runs/1", "mean_tpot": "0.02"}
+           "image": "lmsysorg/sglang:v0.5.12-rocm700-mi30x", "date": "2026-05-18", "run_url": "https://github.com/x/y/actions/runs/1", "mean_tpot": "0.02",
+           "mean_ttft": "0.3"}
     row.update(changes)
     return row
 
@@ -47,6 +48,8 @@ def test_a_row_by_hand(tmp_path: Path) -> None:
     assert (r.input_len, r.output_len) == (922, 7373) and r.context == pytest.approx(922 + 7373 / 2)
     (r,) = ix.read_inferencex(write(tmp_path, sample_row(framework="trt"))).rows
     assert r.engine == "trtllm"
+    assert ix.read_inferencex(write(tmp_path, sample_row())).ttft_s == {"x1": pytest.approx(0.3)}
+    assert ix.read_inferencex(write(tmp_path, sample_row(mean_ttft=""))).ttft_s == {}
 
 
 def test_layout_rules() -> None:
@@ -71,7 +74,8 @@ def test_rows_left_out_are_counted_under_their_reason(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("column, value", [("mean_tpot", "abc"), ("mean_tpot", "0"), ("mean_tpot", "inf"), ("mean_tpot", "1e-310"),
-                                           ("decode_tp", "-8"), ("conc", "0"), ("disagg", "maybe"), ("decode_dp_attention", "")])
+                                           ("decode_tp", "-8"), ("conc", "0"), ("disagg", "maybe"), ("decode_dp_attention", ""),
+                                           ("mean_ttft", "-0.1")])
 def test_malformed_fields_are_named(tmp_path: Path, column: str, value: str) -> None:
     with pytest.raises(QsError) as err:
         ix.read_inferencex(write(tmp_path, sample_row(**{column: value})))
@@ -94,7 +98,7 @@ def test_the_shipped_sample_is_read_whole(report: dict) -> None:
 def test_cli_sample_choice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["holdout", "--sample", "inferencex", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["source"] == "data/holdout/inferencex-deepseek-r1.csv" and out["read"] == 435
+    assert out["source"] == "data/holdout/inferencex-deepseek-r1.csv" and out["read"] == 435 and out["ttft"]["n"] > 0
     assert main(["holdout", "--sample", "inferencex", "--file", str(write(tmp_path, sample_row(conc="x")))]) == 2
     err = capsys.readouterr().err
     assert "conc" in err and "Traceback" not in err

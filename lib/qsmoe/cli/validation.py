@@ -153,6 +153,13 @@ def holdout_text(report: Mapping[str, Any]) -> str:
                   f"median |error| {_abs_pct(g['median_abs_error'])}, signed {_pct(g['signed_median_error']).strip()}" for g in ratios["groups"]]
     else:
         lines += ["", "dense / MoE: no workload was run with both"]
+    ttft = report["ttft"]
+    if ttft["n"]:
+        q = list(ttft["ratio_quantiles"].values())
+        bands = "; ".join(f"{name} {_abs_pct(ttft[key]['median_ratio'])} ({ttft[key]['n']} rows)"
+                          for name, key in (("concurrency <= 16", "low_concurrency"), ("concurrency >= 64", "high_concurrency")) if ttft[key]["n"])
+        lines += [f"time to first token: the model's (one prompt's prefill) is a median {_abs_pct(ttft['median_ratio'])} of the measured mean on "
+                  f"{ttft['n']} rows (5th to 95th percentile {_abs_pct(q[0])} to {_abs_pct(q[-1])}; {bands})"]
     return "\n".join(lines)
 
 

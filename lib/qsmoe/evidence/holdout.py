@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -53,14 +53,15 @@ import numpy as np
 from qsmoe import DATA_DIR
 from qsmoe.evidence.calibration import BAND_QUANTILES
 from qsmoe.evidence.measurements import ENGINES, Measurement, id_rows, profile_for, row_error
-from qsmoe.evidence.validation import group_stats, predict_rows, summarize_errors
+from qsmoe.evidence.validation import HIGH_CONCURRENCY, LOW_CONCURRENCY, deployment_of, group_stats, predict_rows, summarize_errors
+from qsmoe.physics.serve import serve_result
 from qsmoe.specs.hardware import load_hardware
 
 HOLDOUT_PATH = DATA_DIR / "holdout" / "aiconfigurator-silicon-sample.csv"
 SOURCE_ID = "aiconfigurator-silicon-sample"
 COLUMNS = (
     "id", "silicon_data_source", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
-    "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_tpot_ms",
+    "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms",
 )
 #: Checkpoint -> the book's model id.
 MODELS = {
@@ -104,6 +105,7 @@ class HoldoutTable:
     left_out: dict[str, int]
     read: int
     reasons: Mapping[str, str]
+    ttft_s: Mapping[str, float] = field(default_factory=dict)  # row id -> measured mean time to first token [s], where stated
 
 
 def whole_number(raw: Mapping[str, str], column: str, source: str) -> int:
@@ -197,13 +199,16 @@ def read_holdout(path: str | Path | None = None) -> HoldoutTable:
     raw_rows = id_rows(path, COLUMNS)
     rows: list[Measurement] = []
     left_out: Counter[str] = Counter()
+    ttft_s: dict[str, float] = {}
     for _, raw in raw_rows:
         got = _read_row(raw, source)
         if isinstance(got, str):
             left_out[got] += 1
         else:
             rows.append(got)
-    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS)
+            if raw["silicon_ttft_ms"].strip():
+                ttft_s[got.id] = positive_number(raw, "silicon_ttft_ms", source) / 1e3
+    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS, ttft_s=ttft_s)
 
 
 def _signed_median(errors: Sequence[float]) -> float | None:
@@ -282,6 +287,37 @@ def ratio_summary(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 groups=[dict(zip(("hardware", "engine", "weight_dtype", "moe_models", "dense_models"), k), **stats(groups[k])) for k in sorted(groups)])
 
 
+def ttft_check(table: HoldoutTable, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's time to first token against the measured mean TTFT of each row that states one.
+
+    The model's TTFT of an aggregated deployment under continuous batching is one prompt's
+    prefill on the replica, T_prefill(I, 1) (``ServeResult.prefill_time_s``, which ``qsmoe serve``
+    reports and ``qsmoe plan --ttft-ms`` holds to its limit); a benchmark's mean TTFT also holds
+    the time each request waits for prefills of others and the server's own per-request work.
+    Returns {n, median_ratio, ratio_quantiles (the prediction band's outer percentiles),
+    low_concurrency and high_concurrency ({n, median_ratio} at C <= 16 and C >= 64)} of
+    ratio = predicted / measured over the rows with a finite prediction."""
+    ratios: list[tuple[int, float]] = []
+    for row in table.rows:
+        measured = table.ttft_s.get(row.id)
+        if measured is None:
+            continue
+        dep = deployment_of(row, values).with_changes(batching="continuous")
+        res = serve_result(profile_for(row.model), dep, row.input_len, row.output_len, row.concurrency, enforce_budget=False)
+        predicted = float(res.prefill_time_s)
+        if bool(res.feasible) and math.isfinite(predicted) and predicted > 0:
+            ratios.append((row.concurrency or 0, predicted / measured))
+
+    def stats(sel: list[float]) -> dict[str, Any]:
+        return {"n": len(sel), "median_ratio": float(np.median(sel)) if sel else None}
+
+    every = [r for _, r in ratios]
+    return {**stats(every),
+            "ratio_quantiles": {f"{q:g}": float(np.quantile(every, q)) for q in (BAND_QUANTILES[0], BAND_QUANTILES[-1])} if every else None,
+            "low_concurrency": stats([r for c, r in ratios if c <= LOW_CONCURRENCY]),
+            "high_concurrency": stats([r for c, r in ratios if c >= HIGH_CONCURRENCY])}
+
+
 def holdout_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
     """NVIDIA's sample (default: the book's copy) predicted under ``values``: :func:`table_report`
     of :func:`read_holdout`."""
@@ -293,7 +329,8 @@ def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) ->
     (:func:`qsmoe.evidence.validation.predict_rows` records), the rows left out per reason, the
     regime summary of data/measured/'s validation (:func:`summarize_errors`), the signed median
     and share within 15 % over all predicted rows, :func:`group_table`, and the dense-over-MoE
-    ratios of the workloads run with both (``ratios``: :func:`ratio_summary` and its ``pairs``)."""
+    ratios of the workloads run with both (``ratios``: :func:`ratio_summary` and its ``pairs``), and
+    the model's time to first token against the measured one (``ttft``: :func:`ttft_check`)."""
     records = predict_rows(table.rows, values)
     errs = [r["error"] for r in records if r["error"] is not None]
     pairs = ratio_pairs(records)
@@ -308,10 +345,11 @@ def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) ->
         "within_15": _within_share(errs),
         "groups": group_table(records),
         "ratios": dict(ratio_summary(pairs), pairs=pairs),
+        "ttft": ttft_check(table, values),
         "rows": records,
     }
 
 
 __all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
            "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout", "table_report",
-           "whole_number"]
+           "ttft_check", "whole_number"]

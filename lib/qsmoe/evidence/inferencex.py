@@ -48,7 +48,7 @@ INFERENCEX_PATH = DATA_DIR / "holdout" / "inferencex-deepseek-r1.csv"
 SOURCE_ID = "inferencex-deepseek-r1"
 COLUMNS = (
     "id", "hardware", "framework", "model", "precision", "spec_method", "disagg", "is_multinode", "decode_tp", "decode_ep",
-    "decode_dp_attention", "isl", "osl", "conc", "image", "date", "run_url", "mean_tpot",
+    "decode_dp_attention", "isl", "osl", "conc", "image", "date", "run_url", "mean_tpot", "mean_ttft",
 )
 #: InferenceX's model id -> the book's model id.
 MODELS = {"dsr1": "deepseek-v3"}
@@ -143,13 +143,16 @@ def read_inferencex(path: str | Path | None = None) -> HoldoutTable:
     raw_rows = id_rows(path, COLUMNS)
     rows: list[Measurement] = []
     left_out: Counter[str] = Counter()
+    ttft_s: dict[str, float] = {}
     for _, raw in raw_rows:
         got = _read_row(raw, source)
         if isinstance(got, str):
             left_out[got] += 1
         else:
             rows.append(got)
-    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS)
+            if raw["mean_ttft"].strip():
+                ttft_s[got.id] = positive_number(raw, "mean_ttft", source)
+    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS, ttft_s=ttft_s)
 
 
 def inferencex_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
