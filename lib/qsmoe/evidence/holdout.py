@@ -46,7 +46,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -178,9 +178,7 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
     isl, osl = whole_number(raw, "isl", source), whole_number(raw, "osl", source)
     if isl < 1 or osl < 1:
         raise row_error(source, raw["id"], "isl" if isl < 1 else "osl", "must be a whole number >= 1")
-    per_gpu = concurrency / (positive_number(raw, "silicon_tpot_ms", source) / 1e3 * gpus)
-    if not math.isfinite(per_gpu):
-        raise row_error(source, raw["id"], "silicon_tpot_ms", f"too small: {raw['silicon_tpot_ms'].strip()[:40]!r} ms gives no finite throughput")
+    per_gpu = per_gpu_from_tpot(raw, "silicon_tpot_ms", 1e-3, concurrency, gpus, source)
     backend = raw["backend"].strip()
     return Measurement(
         id=raw["id"].strip(), model=model, hardware=hardware, n_gpus=gpus, layout=layout, weight_dtype=weight, kv_dtype="bf16",
@@ -191,24 +189,41 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
     )
 
 
-def read_holdout(path: str | Path | None = None) -> HoldoutTable:
-    """Read the sample (default: the book's copy) by the module's rules; a QsError naming the
-    file, the row id and the column for a malformed field."""
-    path = Path(path) if path is not None else HOLDOUT_PATH
+def per_gpu_from_tpot(raw: Mapping[str, str], column: str, seconds_per_unit: float, concurrency: int, gpus: int, source: str) -> float:
+    """Output tokens/s per GPU of a serving benchmark from its mean TPOT: C / (TPOT * G), TPOT the
+    field ``column`` x ``seconds_per_unit``; a QsError naming the column where it is not a finite
+    number > 0 or gives no finite throughput."""
+    per_gpu = concurrency / (positive_number(raw, column, source) * seconds_per_unit * gpus)
+    if not math.isfinite(per_gpu):
+        raise row_error(source, raw["id"], column, f"too small: {raw[column].strip()[:40]!r} gives no finite throughput")
+    return per_gpu
+
+
+def read_table(path: Path, columns: Sequence[str], read_row: Callable[[Mapping[str, str], str], Measurement | str], reasons: Mapping[str, str],
+               ttft_column: str, seconds_per_unit: float) -> HoldoutTable:
+    """A held-out file read row by row: ``read_row`` gives a Measurement or the key of ``reasons``
+    the row is left out for, and each row read keeps its measured mean TTFT, ``ttft_column`` x
+    ``seconds_per_unit`` seconds, where the field is not empty. A QsError names the file, the row
+    id and the column of a malformed field."""
     source = str(path)
-    raw_rows = id_rows(path, COLUMNS)
+    raw_rows = id_rows(path, columns)
     rows: list[Measurement] = []
     left_out: Counter[str] = Counter()
     ttft_s: dict[str, float] = {}
     for _, raw in raw_rows:
-        got = _read_row(raw, source)
+        got = read_row(raw, source)
         if isinstance(got, str):
             left_out[got] += 1
-        else:
-            rows.append(got)
-            if raw["silicon_ttft_ms"].strip():
-                ttft_s[got.id] = positive_number(raw, "silicon_ttft_ms", source) / 1e3
-    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS, ttft_s=ttft_s)
+            continue
+        rows.append(got)
+        if raw[ttft_column].strip():
+            ttft_s[got.id] = positive_number(raw, ttft_column, source) * seconds_per_unit
+    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in reasons if left_out[k]}, read=len(raw_rows), reasons=reasons, ttft_s=ttft_s)
+
+
+def read_holdout(path: str | Path | None = None) -> HoldoutTable:
+    """Read the sample (default: the book's copy) by the module's rules (:func:`read_table`)."""
+    return read_table(Path(path) if path is not None else HOLDOUT_PATH, COLUMNS, _read_row, REASONS, "silicon_ttft_ms", 1e-3)
 
 
 def _signed_median(errors: Sequence[float]) -> float | None:
@@ -351,5 +366,6 @@ def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) ->
 
 
 __all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
-           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout", "table_report",
+           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "per_gpu_from_tpot", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout",
+           "read_table", "table_report",
            "ttft_check", "whole_number"]

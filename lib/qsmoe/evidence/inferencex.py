@@ -34,14 +34,12 @@ data/measured/ and NVIDIA's sample are (``qsmoe.evidence.holdout.table_report``)
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
 from qsmoe import DATA_DIR
-from qsmoe.evidence.holdout import HoldoutTable, MAX_GPUS, positive_number, table_report, whole_number
-from qsmoe.evidence.measurements import ENGINES, Measurement, id_rows, row_error
+from qsmoe.evidence.holdout import HoldoutTable, MAX_GPUS, per_gpu_from_tpot, read_table, table_report, whole_number
+from qsmoe.evidence.measurements import ENGINES, Measurement, row_error
 from qsmoe.specs.hardware import load_hardware
 
 INFERENCEX_PATH = DATA_DIR / "holdout" / "inferencex-deepseek-r1.csv"
@@ -121,10 +119,7 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
             raise row_error(source, raw["id"], column, "must be a whole number >= 1")
     isl, osl = round(LENGTH_SHARE * sizes["isl"]), round(LENGTH_SHARE * sizes["osl"])
     concurrency = sizes["conc"]
-    tpot_s = positive_number(raw, "mean_tpot", source)
-    per_gpu = concurrency / (tpot_s * gpus)
-    if not math.isfinite(per_gpu):
-        raise row_error(source, raw["id"], "mean_tpot", f"too small: {raw['mean_tpot'].strip()[:40]!r} s gives no finite throughput")
+    per_gpu = per_gpu_from_tpot(raw, "mean_tpot", 1.0, concurrency, gpus, source)
     framework = raw["framework"].strip()
     return Measurement(
         id=raw["id"].strip(), model=model, hardware=hardware, n_gpus=gpus, layout=layout, weight_dtype=weight, kv_dtype="bf16",
@@ -136,23 +131,8 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
 
 
 def read_inferencex(path: str | Path | None = None) -> HoldoutTable:
-    """Read the sample (default: the book's copy) by the module's rules; a QsError naming the
-    file, the row id and the column for a malformed field."""
-    path = Path(path) if path is not None else INFERENCEX_PATH
-    source = str(path)
-    raw_rows = id_rows(path, COLUMNS)
-    rows: list[Measurement] = []
-    left_out: Counter[str] = Counter()
-    ttft_s: dict[str, float] = {}
-    for _, raw in raw_rows:
-        got = _read_row(raw, source)
-        if isinstance(got, str):
-            left_out[got] += 1
-        else:
-            rows.append(got)
-            if raw["mean_ttft"].strip():
-                ttft_s[got.id] = positive_number(raw, "mean_ttft", source)
-    return HoldoutTable(rows=tuple(rows), left_out={k: left_out[k] for k in REASONS if left_out[k]}, read=len(raw_rows), reasons=REASONS, ttft_s=ttft_s)
+    """Read the sample (default: the book's copy) by the module's rules (``holdout.read_table``)."""
+    return read_table(Path(path) if path is not None else INFERENCEX_PATH, COLUMNS, _read_row, REASONS, "mean_ttft", 1.0)
 
 
 def inferencex_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
