@@ -34,10 +34,11 @@ counted under its reason (:data:`REASONS`):
   unstated format), MTP off and CUDA graphs as the parameter set says (not stated), and every
   request I prompt and O output tokens (the sample gives one length each).
 
-The measured throughput is tokens/s per GPU = C / (TPOT * G), and the row is predicted as the
-TPOT rows of data/measured/ are (:func:`qsmoe.evidence.validation.predict_row`): a
-continuous-batching step at the running batch that absorbs the prefills of new requests, at
-context I + O / 2.
+The measured throughput is tokens/s per GPU = C / (TPOT * G) (:func:`per_gpu_from_tpot`), and
+the row is predicted as the TPOT rows of data/measured/ are
+(:func:`qsmoe.evidence.validation.predict_row`): a continuous-batching step at the running
+batch that absorbs the prefills of new requests, at context I + O / 2. The measured mean time to
+first token is kept beside each row and set against the model's (:func:`ttft_check`).
 """
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def whole_number(raw: Mapping[str, str], column: str, source: str) -> int:
 
 
 def positive_number(raw: Mapping[str, str], column: str, source: str) -> float:
-    """A measured time [ms]: a finite number > 0."""
+    """A measured value (a time, in the column's unit): a finite number > 0."""
     text = raw[column].strip()
     try:
         x = float(text)
@@ -268,15 +269,14 @@ def ratio_pairs(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         if r["predicted"] is not None:
             sides.setdefault(tuple(r[k] for k in PAIR_KEYS), {True: [], False: []})[bool(r["moe"])].append(r)
+    def mean_log(rows: list[Mapping[str, Any]], key: str) -> float:
+        return float(np.mean([math.log(r[key]) for r in rows]))
+
     out = []
     for key in sorted(sides):
         moe, dense = sides[key][True], sides[key][False]
         if not (moe and dense):
             continue
-
-        def mean_log(rows: list[Mapping[str, Any]], field: str) -> float:
-            return float(np.mean([math.log(r[field]) for r in rows]))
-
         measured = math.exp(mean_log(dense, "measured") - mean_log(moe, "measured"))
         predicted = math.exp(mean_log(dense, "predicted") - mean_log(moe, "predicted"))
         out.append(dict(zip(PAIR_KEYS, key), moe_models=sorted({r["model"] for r in moe}), dense_models=sorted({r["model"] for r in dense}),
@@ -288,8 +288,9 @@ def ratio_pairs(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def ratio_summary(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Over :func:`ratio_pairs`: n, median |error|, signed median, share within :data:`WITHIN`
-    and the error at the prediction band's outer percentiles (``calibration.BAND_QUANTILES``); the same (without percentiles) per accelerator,
-    engine, weight format and pair of models (``groups``)."""
+    and the error at the prediction band's outer percentiles (``calibration.BAND_QUANTILES``);
+    the same without percentiles per accelerator, engine, weight format and pair of models
+    (``groups``)."""
     def stats(errs: list[float]) -> dict[str, Any]:
         return {"n": len(errs), "median_abs_error": float(np.median(np.abs(errs))) if errs else None,
                 "signed_median_error": _signed_median(errs), "within_15": _within_share(errs)}
