@@ -193,6 +193,12 @@ def holdout_regime_table(report: Mapping[str, Any], samples: Sequence[tuple[str,
             for key, (label, _) in {**GROUPS, **ENGINE_GROUPS}.items() if present(key)]
 
 
+def _error_cells(g: Mapping[str, Any]) -> dict[str, str]:
+    """The error columns of a held-out group (``holdout.group_table`` or ``ratio_summary``):
+    median |error|, signed median and the share within 15 %."""
+    return {"median |error|": pct(g["median_abs_error"]), "signed median": pct(g["signed_median_error"], signed=True), "within 15 %": pct(g["within_15"])}
+
+
 def holdout_group_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One line per group of the held-out sample (model, engine with its versions, accelerator,
     weight format, layout): rows, median |error|, signed median and the share within 15 %."""
@@ -203,9 +209,7 @@ def holdout_group_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
         "weights": g["weight_dtype"],
         "layout": g["layout"],
         "rows": g["n"],
-        "median |error|": pct(g["median_abs_error"]),
-        "signed median": pct(g["signed_median_error"], signed=True),
-        "within 15 %": pct(g["within_15"]),
+        **_error_cells(g),
     } for g in hold["groups"] if g["n"]]
 
 
@@ -219,9 +223,7 @@ def holdout_ratio_table(hold: Mapping[str, Any]) -> list[dict[str, Any]]:
         "engine": g["engine"],
         "weights": g["weight_dtype"],
         "workloads": g["n"],
-        "median |error|": pct(g["median_abs_error"]),
-        "signed median": pct(g["signed_median_error"], signed=True),
-        "within 15 %": pct(g["within_15"]),
+        **_error_cells(g),
     } for g in hold["ratios"]["groups"]]
 
 

@@ -339,16 +339,21 @@ def prediction_band(logs: Sequence[float | None], quantiles: Sequence[float] = B
     return {"n": int(a.size), "quantiles": {f"{q:g}": float(np.quantile(a, q)) for q in quantiles}}
 
 
+def _outer_quantiles(band: Mapping[str, Any]) -> tuple[float, float]:
+    """The band's outer quantiles (q at BAND_QUANTILES[0] and [-1]) of ln(pred / meas)."""
+    q = band["quantiles"]
+    return q[f"{BAND_QUANTILES[0]:g}"], q[f"{BAND_QUANTILES[-1]:g}"]
+
+
 def band_coverage(logs: Sequence[float | None], band: Mapping[str, Any]) -> dict[str, Any]:
     """How the finite ln(pred / meas) values ``logs`` fall against ``band`` (:func:`prediction_band`)
     between its outer quantiles q_lo and q_hi: {n, inside, below, above} as shares of n, ``below``
     for ln < q_lo (measured faster than the band allows), ``above`` for ln > q_hi (None without a
     value or a band)."""
     a = np.array([x for x in logs if x is not None and math.isfinite(x)], dtype=float)
-    q = band.get("quantiles")
-    if a.size == 0 or q is None:
+    if a.size == 0 or band.get("quantiles") is None:
         return {"n": int(a.size), "inside": None, "below": None, "above": None}
-    lo_q, hi_q = q[f"{BAND_QUANTILES[0]:g}"], q[f"{BAND_QUANTILES[-1]:g}"]
+    lo_q, hi_q = _outer_quantiles(band)
     below, above = float(np.mean(a < lo_q)), float(np.mean(a > hi_q))
     return {"n": int(a.size), "inside": 1.0 - below - above, "below": below, "above": above}
 
@@ -356,8 +361,7 @@ def band_coverage(logs: Sequence[float | None], band: Mapping[str, Any]) -> dict
 def measured_range(predicted: float, band: Mapping[str, Any]) -> tuple[float, float]:
     """Where a measurement of a prediction ``predicted`` is expected: [pred * exp(-q95),
     pred * exp(-q05)] for the band's outer quantiles (ln(pred / meas) = q)."""
-    q = band["quantiles"]
-    lo_q, hi_q = q[f"{BAND_QUANTILES[0]:g}"], q[f"{BAND_QUANTILES[-1]:g}"]
+    lo_q, hi_q = _outer_quantiles(band)
     return predicted * math.exp(-hi_q), predicted * math.exp(-lo_q)
 
 

@@ -52,7 +52,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from qsmoe import DATA_DIR
-from qsmoe.evidence.calibration import BAND_QUANTILES
+from qsmoe.evidence.calibration import BAND_QUANTILES, prediction_band
 from qsmoe.evidence.measurements import ENGINES, Measurement, id_rows, profile_for, row_error
 from qsmoe.evidence.validation import HIGH_CONCURRENCY, LOW_CONCURRENCY, deployment_of, group_stats, predict_rows, summarize_errors
 from qsmoe.physics.serve import serve_result
@@ -80,6 +80,8 @@ WITHIN = 0.15
 #: What the two sides of a dense-over-MoE ratio share (:func:`ratio_pairs`): one workload on one
 #: accelerator, engine and weight format.
 PAIR_KEYS = ("hardware", "engine", "weight_dtype", "input_len", "output_len", "concurrency")
+#: The prediction band's outer percentiles, at which the ratio and TTFT checks report their spread.
+OUTER_QUANTILES = (BAND_QUANTILES[0], BAND_QUANTILES[-1])
 #: Largest instance read (one node of 8 GPUs; module docstring).
 MAX_GPUS = 8
 #: Why a row is left out.
@@ -200,7 +202,7 @@ def per_gpu_from_tpot(raw: Mapping[str, str], column: str, seconds_per_unit: flo
     return per_gpu
 
 
-def read_table(path: Path, columns: Sequence[str], read_row: Callable[[Mapping[str, str], str], Measurement | str], reasons: Mapping[str, str],
+def read_sample(path: Path, columns: Sequence[str], read_row: Callable[[Mapping[str, str], str], Measurement | str], reasons: Mapping[str, str],
                ttft_column: str, seconds_per_unit: float) -> HoldoutTable:
     """A held-out file read row by row: ``read_row`` gives a Measurement or the key of ``reasons``
     the row is left out for, and each row read keeps its measured mean TTFT, ``ttft_column`` x
@@ -223,13 +225,15 @@ def read_table(path: Path, columns: Sequence[str], read_row: Callable[[Mapping[s
 
 
 def read_holdout(path: str | Path | None = None) -> HoldoutTable:
-    """Read the sample (default: the book's copy) by the module's rules (:func:`read_table`)."""
-    return read_table(Path(path) if path is not None else HOLDOUT_PATH, COLUMNS, _read_row, REASONS, "silicon_ttft_ms", 1e-3)
+    """Read the sample (default: the book's copy) by the module's rules (:func:`read_sample`)."""
+    return read_sample(Path(path) if path is not None else HOLDOUT_PATH, COLUMNS, _read_row, REASONS, "silicon_ttft_ms", 1e-3)
 
 
-def _signed_median(errors: Sequence[float]) -> float | None:
-    """The median signed error, None without a predicted row."""
-    return float(np.median(errors)) if errors else None
+def signed_median(errors: Sequence[float | None]) -> float | None:
+    """The median signed error of the predicted rows (None entries are rows without a
+    prediction), None without one."""
+    predicted = [e for e in errors if e is not None]
+    return float(np.median(predicted)) if predicted else None
 
 
 def _within_share(errors: Sequence[float]) -> float | None:
@@ -247,7 +251,7 @@ def group_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for key in sorted(groups):
         errs = [r["error"] for r in groups[key] if r["error"] is not None]
         out.append(dict(zip(("model", "engine", "hardware", "weight_dtype", "layout"), key), **group_stats([r["error"] for r in groups[key]]),
-                        signed_median_error=_signed_median(errs), within_15=_within_share(errs),
+                        signed_median_error=signed_median(errs), within_15=_within_share(errs),
                         engine_versions=sorted({r["engine_version"] for r in groups[key] if r["engine_version"]})))
     return out
 
@@ -277,12 +281,12 @@ def ratio_pairs(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         moe, dense = sides[key][True], sides[key][False]
         if not (moe and dense):
             continue
-        measured = math.exp(mean_log(dense, "measured") - mean_log(moe, "measured"))
-        predicted = math.exp(mean_log(dense, "predicted") - mean_log(moe, "predicted"))
+        moe_meas, moe_pred = mean_log(moe, "measured"), mean_log(moe, "predicted")
+        dense_meas, dense_pred = mean_log(dense, "measured"), mean_log(dense, "predicted")
+        measured, predicted = math.exp(dense_meas - moe_meas), math.exp(dense_pred - moe_pred)
         out.append(dict(zip(PAIR_KEYS, key), moe_models=sorted({r["model"] for r in moe}), dense_models=sorted({r["model"] for r in dense}),
                         moe_rows=len(moe), dense_rows=len(dense), measured_ratio=measured, predicted_ratio=predicted, error=predicted / measured - 1,
-                        moe_error=math.exp(mean_log(moe, "predicted") - mean_log(moe, "measured")) - 1,
-                        dense_error=math.exp(mean_log(dense, "predicted") - mean_log(dense, "measured")) - 1))
+                        moe_error=math.exp(moe_pred - moe_meas) - 1, dense_error=math.exp(dense_pred - dense_meas) - 1))
     return out
 
 
@@ -293,13 +297,13 @@ def ratio_summary(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     (``groups``)."""
     def stats(errs: list[float]) -> dict[str, Any]:
         return {"n": len(errs), "median_abs_error": float(np.median(np.abs(errs))) if errs else None,
-                "signed_median_error": _signed_median(errs), "within_15": _within_share(errs)}
+                "signed_median_error": signed_median(errs), "within_15": _within_share(errs)}
 
     errs = [p["error"] for p in pairs]
     groups: dict[tuple[str, ...], list[float]] = {}
     for p in pairs:
         groups.setdefault((p["hardware"], p["engine"], p["weight_dtype"], ", ".join(p["moe_models"]), ", ".join(p["dense_models"])), []).append(p["error"])
-    return dict(stats(errs), error_quantiles={f"{q:g}": float(np.quantile(errs, q)) for q in (BAND_QUANTILES[0], BAND_QUANTILES[-1])} if errs else None,
+    return dict(stats(errs), error_quantiles=prediction_band(errs, OUTER_QUANTILES)["quantiles"],
                 groups=[dict(zip(("hardware", "engine", "weight_dtype", "moe_models", "dense_models"), k), **stats(groups[k])) for k in sorted(groups)])
 
 
@@ -329,7 +333,7 @@ def ttft_check(table: HoldoutTable, values: Mapping[str, Any]) -> dict[str, Any]
 
     every = [r for _, r in ratios]
     return {**stats(every),
-            "ratio_quantiles": {f"{q:g}": float(np.quantile(every, q)) for q in (BAND_QUANTILES[0], BAND_QUANTILES[-1])} if every else None,
+            "ratio_quantiles": prediction_band(every, OUTER_QUANTILES)["quantiles"],
             "low_concurrency": stats([r for c, r in ratios if c <= LOW_CONCURRENCY]),
             "high_concurrency": stats([r for c, r in ratios if c >= HIGH_CONCURRENCY])}
 
@@ -357,7 +361,7 @@ def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) ->
         "left_out": {k: {"rows": v, "reason": table.reasons[k]} for k, v in table.left_out.items()},
         "unpredicted": dict(sorted(unpredicted.items())),
         "summary": summarize_errors(records, splits=("all",))["all"],
-        "signed_median_error": _signed_median(errs),
+        "signed_median_error": signed_median(errs),
         "within_15": _within_share(errs),
         "groups": group_table(records),
         "ratios": dict(ratio_summary(pairs), pairs=pairs),
@@ -367,6 +371,6 @@ def table_report(table: HoldoutTable, values: Mapping[str, Any], source: str) ->
 
 
 __all__ = ["COLUMNS", "HOLDOUT_PATH", "MAX_GPUS", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS", "WITHIN", "HoldoutTable",
-           "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "per_gpu_from_tpot", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout",
-           "read_table", "table_report",
+           "OUTER_QUANTILES", "PAIR_KEYS", "group_table", "holdout_report", "layout_of", "per_gpu_from_tpot", "positive_number", "ratio_pairs", "ratio_summary", "read_holdout",
+           "read_sample", "signed_median", "table_report",
            "ttft_check", "whole_number"]

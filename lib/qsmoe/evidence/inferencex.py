@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from qsmoe import DATA_DIR
-from qsmoe.evidence.holdout import HoldoutTable, MAX_GPUS, per_gpu_from_tpot, read_table, table_report, whole_number
+from qsmoe.evidence.holdout import HoldoutTable, MAX_GPUS, per_gpu_from_tpot, read_sample, table_report, whole_number
 from qsmoe.evidence.measurements import ENGINES, Measurement, row_error
 from qsmoe.specs.hardware import load_hardware
 
@@ -131,8 +131,8 @@ def _read_row(raw: Mapping[str, str], source: str) -> Measurement | str:
 
 
 def read_inferencex(path: str | Path | None = None) -> HoldoutTable:
-    """Read the sample (default: the book's copy) by the module's rules (``holdout.read_table``)."""
-    return read_table(Path(path) if path is not None else INFERENCEX_PATH, COLUMNS, _read_row, REASONS, "mean_ttft", 1.0)
+    """Read the sample (default: the book's copy) by the module's rules (``holdout.read_sample``)."""
+    return read_sample(Path(path) if path is not None else INFERENCEX_PATH, COLUMNS, _read_row, REASONS, "mean_ttft", 1.0)
 
 
 def inferencex_report(values: Mapping[str, Any], path: str | Path | None = None) -> dict[str, Any]:
