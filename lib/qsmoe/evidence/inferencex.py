@@ -56,8 +56,10 @@ SYSTEMS = {"h100": "h100-sxm", "h200": "h200", "b200": "b200", "gb200": "gb200",
 FRAMEWORKS = {"sglang": "sglang", "trt": "trtllm", "vllm": "vllm", "atom": "atom"}
 #: Weight precisions read.
 PRECISIONS = ("fp8", "fp4")
-#: Mean of a length drawn uniformly from [0.8 L, L], as a share of L (module docstring).
-LENGTH_SHARE = 0.9
+#: InferenceX's client draws each length uniformly from [r L, L] with r = RANDOM_RANGE_RATIO (module docstring).
+RANGE_RATIO = 0.8
+#: Mean of such a length as a share of L: (1 + r) / 2.
+LENGTH_SHARE = (1 + RANGE_RATIO) / 2
 #: Why a row is left out.
 REASONS = {
     "mode": "disaggregated prefill and decode",
@@ -141,5 +143,5 @@ def inferencex_report(values: Mapping[str, Any], path: str | Path | None = None)
     return table_report(read_inferencex(path), values, str(Path(path) if path is not None else INFERENCEX_PATH.relative_to(DATA_DIR.parent)))
 
 
-__all__ = ["COLUMNS", "FRAMEWORKS", "INFERENCEX_PATH", "LENGTH_SHARE", "MODELS", "PRECISIONS", "REASONS", "SOURCE_ID", "SYSTEMS",
+__all__ = ["COLUMNS", "FRAMEWORKS", "INFERENCEX_PATH", "LENGTH_SHARE", "MODELS", "PRECISIONS", "RANGE_RATIO", "REASONS", "SOURCE_ID", "SYSTEMS",
            "inferencex_report", "layout_of", "read_inferencex"]
